@@ -1,0 +1,101 @@
+// Package models holds the GORM models of the service: users, their sessions and the refresh tokens
+// that keep a session alive. It has fields, tags and table names only: no queries and no rules.
+package models
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Role is what a user may do. It is stored as text and exposed as the GraphQL enum Role.
+type Role string
+
+// The roles, lowest first.
+const (
+	RoleUser  Role = "USER"
+	RoleAdmin Role = "ADMIN"
+)
+
+// Rank orders roles so that a check can ask for "at least" a role; unknown roles rank lowest.
+func (r Role) Rank() int {
+	switch r {
+	case RoleUser:
+		return 1
+	case RoleAdmin:
+		return 2
+	}
+	return 0
+}
+
+// IsValid reports whether r is a known role.
+func (r Role) IsValid() bool { return r.Rank() > 0 }
+
+// UnmarshalGQL reads the GraphQL enum value.
+func (r *Role) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("role must be a string")
+	}
+	if !Role(s).IsValid() {
+		return fmt.Errorf("%q is not a valid Role", s)
+	}
+	*r = Role(s)
+	return nil
+}
+
+// MarshalGQL writes the GraphQL enum value.
+func (r Role) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(r))) }
+
+// User is an account. Email is stored trimmed and lower-cased, so the unique index makes
+// addresses unique regardless of case.
+type User struct {
+	ID           string    `gorm:"primaryKey;size:36"`
+	Email        string    `gorm:"size:254;not null;uniqueIndex"`
+	PasswordHash string    `gorm:"size:255;not null" json:"-"`
+	Role         Role      `gorm:"size:16;not null;default:USER"`
+	CreatedAt    time.Time `gorm:"not null"`
+	UpdatedAt    time.Time `gorm:"not null"`
+}
+
+// TableName pins the table name.
+func (User) TableName() string { return "users" }
+
+// Session is one login: it lives as long as it keeps being refreshed (ExpiresAt moves forward on every
+// refresh) and ends early when RevokedAt is set. Access tokens carry the session id, so revoking a
+// session also refuses its access tokens.
+type Session struct {
+	ID         string     `gorm:"primaryKey;size:36"`
+	UserID     string     `gorm:"size:36;not null;index"`
+	User       *User      `gorm:"constraint:OnDelete:CASCADE"`
+	CreatedAt  time.Time  `gorm:"not null"`
+	LastUsedAt time.Time  `gorm:"not null"`
+	ExpiresAt  time.Time  `gorm:"not null"`
+	RevokedAt  *time.Time `gorm:"index"`
+	UserAgent  *string    `gorm:"size:512"`
+	IP         *string    `gorm:"size:64"`
+}
+
+// TableName pins the table name.
+func (Session) TableName() string { return "sessions" }
+
+// RefreshToken is one link of a session's rotation chain. Only the SHA-256 of the token is stored,
+// so a copy of the database cannot be replayed. RotatedAt is set when the token was exchanged for its
+// successor (ParentID points back to the token it replaced); presenting a rotated token again is reuse.
+type RefreshToken struct {
+	ID        uint64    `gorm:"primaryKey;autoIncrement"`
+	TokenHash []byte    `gorm:"size:32;not null;uniqueIndex"`
+	SessionID string    `gorm:"size:36;not null;index"`
+	Session   *Session  `gorm:"constraint:OnDelete:CASCADE"`
+	UserID    string    `gorm:"size:36;not null;index"`
+	User      *User     `gorm:"constraint:OnDelete:CASCADE"`
+	ParentID  *uint64   `gorm:"index"`
+	CreatedAt time.Time `gorm:"not null"`
+	ExpiresAt time.Time `gorm:"not null"`
+	RotatedAt *time.Time
+	RevokedAt *time.Time
+}
+
+// TableName pins the table name.
+func (RefreshToken) TableName() string { return "refresh_tokens" }
