@@ -1,0 +1,38 @@
+package auth
+
+import "errors"
+
+// The kinds of failure the service reports. graph/errors.go turns each into a GraphQL extensions.code;
+// anything not listed here is an internal error whose details stay in the server log.
+var (
+	// ErrTokenMissing: a protected field was called without an access token.
+	ErrTokenMissing = errors.New("auth: access token missing")
+	// ErrTokenInvalid: the access token is malformed, forged, or not ours.
+	ErrTokenInvalid = errors.New("auth: access token invalid")
+	// ErrTokenExpired: the access token is authentic but expired; a refresh can help.
+	ErrTokenExpired = errors.New("auth: access token expired")
+	// ErrSessionRevoked: the access token's session was revoked; only a new login helps.
+	ErrSessionRevoked = errors.New("auth: session revoked")
+	// ErrForbidden: the caller's role is too low.
+	ErrForbidden = errors.New("auth: forbidden")
+	// ErrInvalidCredentials: unknown e-mail or wrong password, deliberately indistinguishable.
+	ErrInvalidCredentials = errors.New("auth: invalid credentials")
+	// ErrRefreshTokenInvalid: the refresh token is unknown, expired, revoked or reused.
+	ErrRefreshTokenInvalid = errors.New("auth: invalid refresh token")
+	// ErrEmailTaken: an account with that e-mail already exists.
+	ErrEmailTaken = errors.New("auth: email taken")
+
+	// ErrNotFound is returned by a Store when no row matches.
+	ErrNotFound = errors.New("auth: not found")
+	// ErrConflict is returned by a Store when a conditional write matched no row: another request
+	// rotated the token or revoked the session first.
+	ErrConflict = errors.New("auth: conflict")
+)
+
+// ValidationError reports an invalid argument; Field names it as the client sent it.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return "auth: invalid " + e.Field + ": " + e.Message }

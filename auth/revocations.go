@@ -1,0 +1,105 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// revocations is this instance's view of which sessions are revoked, so that checking an access
+// token costs a map lookup instead of a database round trip. Revocations made here are added as they
+// commit (immediate on this instance); revocations made by other instances sharing the database are
+// picked up by polling RevokedSince every interval. When the last successful poll is older than
+// interval+1s (the database is unreachable, the poller has not started), the cache is not trusted and
+// callers ask the database directly, so a stalled poller can never keep a revoked session alive.
+type revocations struct {
+	store    Store
+	now      func() time.Time
+	interval time.Duration
+	// keep is how long an entry matters: an access token issued before the revocation expires at
+	// most this long after it.
+	keep time.Duration
+
+	mu       sync.RWMutex
+	revoked  map[string]time.Time // session id → revoked at
+	lastSync time.Time            // when the last successful poll started
+	cursor   time.Time            // poll from here (minus overlap) next time
+}
+
+// pollOverlap re-reads recent revocations on every poll: it covers transactions that committed after
+// a poll with a revoked_at earlier than that poll, and clock skew between instances.
+const pollOverlap = 5 * time.Second
+
+func newRevocations(store Store, now func() time.Time, interval, keep time.Duration) *revocations {
+	return &revocations{store: store, now: now, interval: interval, keep: keep, revoked: map[string]time.Time{}}
+}
+
+// add records sessions revoked by this instance.
+func (r *revocations) add(ids []string, at time.Time) {
+	if len(ids) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, id := range ids {
+		r.revoked[id] = at
+	}
+	r.mu.Unlock()
+}
+
+// isRevoked answers from the cache when it is fresh, and from the database otherwise.
+func (r *revocations) isRevoked(ctx context.Context, sessionID string) (bool, error) {
+	r.mu.RLock()
+	_, revoked := r.revoked[sessionID]
+	fresh := r.now().Sub(r.lastSync) <= r.interval+time.Second
+	r.mu.RUnlock()
+	if revoked || fresh {
+		return revoked, nil
+	}
+	return r.store.SessionRevoked(ctx, sessionID)
+}
+
+// sync polls the database once.
+func (r *revocations) sync(ctx context.Context) error {
+	start := r.now()
+	r.mu.RLock()
+	since := r.cursor
+	r.mu.RUnlock()
+	if since.IsZero() {
+		since = start.Add(-r.keep)
+	} else {
+		since = since.Add(-pollOverlap)
+	}
+	revs, err := r.store.RevokedSince(ctx, since)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rv := range revs {
+		r.revoked[rv.ID] = rv.RevokedAt
+	}
+	for id, at := range r.revoked {
+		if start.Sub(at) > r.keep+pollOverlap {
+			delete(r.revoked, id)
+		}
+	}
+	r.cursor, r.lastSync = start, start
+	return nil
+}
+
+// run polls until ctx ends.
+func (r *revocations) run(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.sync(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("revocation poll failed; checking sessions in the database until it recovers", "err", err)
+			}
+		}
+	}
+}

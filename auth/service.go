@@ -1,0 +1,489 @@
+// Package auth holds the authentication rules: registration and login with argon2id passwords,
+// sessions with rotating refresh tokens and reuse detection, access-token authentication and
+// revocation. It knows nothing of GraphQL or HTTP routing; persistence is behind the Store interface.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"gqlauth/models"
+	"gqlauth/password"
+	"gqlauth/token"
+)
+
+// Password length limits, in characters. The upper bound keeps hashing cost bounded.
+const (
+	MinPasswordLength = 8
+	MaxPasswordLength = 256
+	maxEmailLength    = 254
+)
+
+// Options configure a Service.
+type Options struct {
+	RefreshTokenTTL   time.Duration // a session expires this long after its last refresh
+	RefreshReuseGrace time.Duration // a rotated token presented again within this is a retry, not theft
+	Password          password.Params
+	// RevocationPollInterval is how often revocations made by other instances are read.
+	RevocationPollInterval time.Duration
+	Now                    func() time.Time // nil means time.Now
+	Logger                 *slog.Logger     // nil means slog.Default()
+}
+
+// Service implements the authentication rules. It is safe for concurrent use.
+type Service struct {
+	store  Store
+	tokens *token.Issuer
+	opts   Options
+	now    func() time.Time
+	log    *slog.Logger
+	revs   *revocations
+	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
+	// e-mail costs the same as one with a wrong password and timing does not reveal which accounts exist.
+	dummyHash string
+}
+
+// NewService returns a Service. Call Start to keep the revocation cache in sync with other instances.
+func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RevocationPollInterval <= 0 {
+		opts.RevocationPollInterval = time.Second
+	}
+	dummy, err := password.Hash("dummy password for unknown e-mails", opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	// Microseconds: what Postgres stores, so a time read back equals the one written.
+	now := func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) }
+	return &Service{
+		store:     store,
+		tokens:    tokens,
+		opts:      opts,
+		now:       now,
+		log:       opts.Logger,
+		revs:      newRevocations(store, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute),
+		dummyHash: dummy,
+	}, nil
+}
+
+// Start loads recent revocations and keeps polling for new ones until ctx ends. Until the first
+// successful poll, authentication checks each session in the database.
+func (s *Service) Start(ctx context.Context) {
+	if err := s.revs.sync(ctx); err != nil {
+		s.log.Warn("initial revocation sync failed", "err", err)
+	}
+	go s.revs.run(ctx, s.log)
+}
+
+// Pair is a freshly issued access token and refresh token.
+type Pair struct {
+	AccessToken           string
+	AccessTokenExpiresAt  time.Time
+	ExpiresIn             int // seconds
+	RefreshToken          string
+	RefreshTokenExpiresAt time.Time
+	SessionID             string
+	User                  *models.User
+}
+
+// Register creates an account and its first session. It returns a *ValidationError for a bad e-mail
+// or password and ErrEmailTaken when the e-mail is registered.
+func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pair, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidatePassword("password", pw); err != nil {
+		return nil, err
+	}
+	hash, err := password.Hash(pw, s.opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	u := &models.User{ID: uuid.NewString(), Email: email, PasswordHash: hash, Role: models.RoleUser, CreatedAt: now, UpdatedAt: now}
+	sess, rt, raw, err := s.newSession(u, c, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateUser(ctx, u, sess, rt); err != nil {
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	s.log.Info("auth event", "event", "register", "user_id", u.ID, "session_id", sess.ID, "ip", c.IP)
+	return s.pair(u, sess.ID, raw, sess.ExpiresAt)
+}
+
+// Login checks an e-mail and password and opens a new session. Unknown e-mails and wrong passwords
+// both return ErrInvalidCredentials after the same amount of hashing work.
+func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(pw) > MaxPasswordLength {
+		// Refused before hashing, like at registration, so a huge password cannot buy CPU time.
+		return nil, &ValidationError{Field: "password", Message: fmt.Sprintf("must be at most %d characters", MaxPasswordLength)}
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		_, _, _ = password.Verify(pw, s.dummyHash, s.opts.Password)
+		s.log.Info("auth event", "event", "login", "outcome", "failed", "ip", c.IP)
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	ok, rehash, err := password.Verify(pw, u.PasswordHash, s.opts.Password)
+	if err != nil {
+		return nil, fmt.Errorf("login: stored hash of user %s: %w", u.ID, err)
+	}
+	if !ok {
+		s.log.Info("auth event", "event", "login", "outcome", "failed", "user_id", u.ID, "ip", c.IP)
+		return nil, ErrInvalidCredentials
+	}
+	now := s.now()
+	if rehash {
+		// The configured cost changed since this hash was made: upgrade it while we know the password.
+		if h, err := password.Hash(pw, s.opts.Password); err == nil {
+			if err := s.store.SetPasswordHash(ctx, u.ID, h, now); err != nil {
+				s.log.Warn("rehash failed", "user_id", u.ID, "err", err)
+			}
+		}
+	}
+	sess, rt, raw, err := s.newSession(u, c, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	s.log.Info("auth event", "event", "login", "outcome", "ok", "user_id", u.ID, "session_id", sess.ID, "ip", c.IP)
+	return s.pair(u, sess.ID, raw, sess.ExpiresAt)
+}
+
+// Refresh exchanges a refresh token for a new pair in the same session and retires the token.
+// A token retired longer than the reuse grace ago is treated as stolen: the whole session is revoked.
+// All failures are ErrRefreshTokenInvalid.
+func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, error) {
+	hash, ok := token.HashRefreshToken(raw)
+	if !ok {
+		return nil, ErrRefreshTokenInvalid
+	}
+	// Two passes at most: when another request rotates the same token between our read and our
+	// write, the second pass sees it rotated and applies the grace/reuse rule.
+	for range 2 {
+		rt, err := s.store.RefreshTokenByHash(ctx, hash)
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrRefreshTokenInvalid
+		}
+		if err != nil {
+			return nil, fmt.Errorf("refresh: %w", err)
+		}
+		now := s.now()
+		sess := rt.Session
+		if sess == nil || rt.User == nil || sess.RevokedAt != nil || rt.RevokedAt != nil ||
+			!now.Before(sess.ExpiresAt) || !now.Before(rt.ExpiresAt) {
+			return nil, ErrRefreshTokenInvalid
+		}
+		retry := rt.RotatedAt != nil
+		if retry && !now.Before(rt.RotatedAt.Add(s.opts.RefreshReuseGrace)) {
+			ids, err := s.store.RevokeSessions(ctx, SessionFilter{SessionID: sess.ID}, now)
+			if err != nil {
+				return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
+			}
+			s.revs.add(ids, now)
+			s.log.Warn("auth event", "event", "refresh_token_reuse", "outcome", "session_revoked",
+				"user_id", rt.UserID, "session_id", sess.ID, "ip", c.IP)
+			return nil, ErrRefreshTokenInvalid
+		}
+		newRaw, newHash, err := token.NewRefreshToken()
+		if err != nil {
+			return nil, err
+		}
+		expires := now.Add(s.opts.RefreshTokenTTL)
+		parent := rt.ID
+		next := &models.RefreshToken{TokenHash: newHash, SessionID: sess.ID, UserID: rt.UserID, ParentID: &parent, CreatedAt: now, ExpiresAt: expires}
+		err = s.store.Rotate(ctx, Rotation{
+			SessionID: sess.ID, OldID: rt.ID, RetireOld: !retry, New: next, Now: now, ExpiresAt: expires,
+			UserAgent: optional(c.UserAgent, 512), IP: optional(c.IP, 64),
+		})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("refresh: %w", err)
+		}
+		s.log.Info("auth event", "event", "refresh", "outcome", "ok", "grace_retry", retry, "user_id", rt.UserID, "session_id", sess.ID, "ip", c.IP)
+		return s.pair(rt.User, sess.ID, newRaw, expires)
+	}
+	return nil, ErrRefreshTokenInvalid
+}
+
+// Logout revokes the session of a refresh token. It succeeds when that session is already revoked or
+// expired, and returns ErrRefreshTokenInvalid only for a token that was never issued.
+func (s *Service) Logout(ctx context.Context, raw string) error {
+	hash, ok := token.HashRefreshToken(raw)
+	if !ok {
+		return ErrRefreshTokenInvalid
+	}
+	rt, err := s.store.RefreshTokenByHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return ErrRefreshTokenInvalid
+	}
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return s.revoke(ctx, "logout", rt.UserID, SessionFilter{SessionID: rt.SessionID})
+}
+
+// LogoutSession revokes the caller's current session.
+func (s *Service) LogoutSession(ctx context.Context, p *Principal) error {
+	return s.revoke(ctx, "logout", p.UserID, SessionFilter{UserID: p.UserID, SessionID: p.SessionID})
+}
+
+// LogoutAll revokes every live session of the caller and returns how many it revoked.
+func (s *Service) LogoutAll(ctx context.Context, p *Principal) (int, error) {
+	now := s.now()
+	ids, err := s.store.RevokeSessions(ctx, SessionFilter{UserID: p.UserID}, now)
+	if err != nil {
+		return 0, fmt.Errorf("logoutAll: %w", err)
+	}
+	s.revs.add(ids, now)
+	s.log.Info("auth event", "event", "logout_all", "user_id", p.UserID, "session_id", p.SessionID, "revoked", len(ids))
+	return len(ids), nil
+}
+
+// RevokeSession revokes one of the caller's sessions. It returns false, and reveals nothing, when the
+// caller has no session with that id; true when it is revoked (now or before).
+func (s *Service) RevokeSession(ctx context.Context, p *Principal, id string) (bool, error) {
+	sess, err := s.store.SessionByID(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && sess.UserID != p.UserID) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("revokeSession: %w", err)
+	}
+	if err := s.revoke(ctx, "revoke_session", p.UserID, SessionFilter{UserID: p.UserID, SessionID: id}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (s *Service) revoke(ctx context.Context, event, userID string, f SessionFilter) error {
+	now := s.now()
+	ids, err := s.store.RevokeSessions(ctx, f, now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", event, err)
+	}
+	s.revs.add(ids, now)
+	s.log.Info("auth event", "event", event, "user_id", userID, "session_id", f.SessionID, "revoked", len(ids))
+	return nil
+}
+
+// ChangePassword checks the current password, stores the new one, revokes every other session of the
+// caller and returns a fresh pair for the current session. It returns ErrInvalidCredentials for a
+// wrong current password and a *ValidationError for a new password that is not allowed.
+func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string, c Client) (*Pair, error) {
+	if err := ValidatePassword("newPassword", next); err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(current) > MaxPasswordLength {
+		return nil, ErrInvalidCredentials
+	}
+	u, err := s.store.UserByID(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrSessionRevoked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("changePassword: %w", err)
+	}
+	ok, _, err := password.Verify(current, u.PasswordHash, s.opts.Password)
+	if err != nil {
+		return nil, fmt.Errorf("changePassword: stored hash of user %s: %w", u.ID, err)
+	}
+	if !ok {
+		s.log.Info("auth event", "event", "change_password", "outcome", "failed", "user_id", u.ID, "session_id", p.SessionID, "ip", c.IP)
+		return nil, ErrInvalidCredentials
+	}
+	hash, err := password.Hash(next, s.opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	raw, tokHash, err := token.NewRefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	expires := now.Add(s.opts.RefreshTokenTTL)
+	ids, err := s.store.ChangePassword(ctx, PasswordChange{
+		UserID: u.ID, Hash: hash, KeepSessionID: p.SessionID, Now: now, ExpiresAt: expires,
+		New: &models.RefreshToken{TokenHash: tokHash, SessionID: p.SessionID, UserID: u.ID, CreatedAt: now, ExpiresAt: expires},
+	})
+	if errors.Is(err, ErrConflict) {
+		return nil, ErrSessionRevoked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("changePassword: %w", err)
+	}
+	s.revs.add(ids, now)
+	u.PasswordHash = hash
+	s.log.Info("auth event", "event", "change_password", "outcome", "ok", "user_id", u.ID, "session_id", p.SessionID, "revoked", len(ids), "ip", c.IP)
+	return s.pair(u, p.SessionID, raw, expires)
+}
+
+// Sessions lists the caller's live sessions, newest first.
+func (s *Service) Sessions(ctx context.Context, p *Principal) ([]models.Session, error) {
+	list, err := s.store.Sessions(ctx, p.UserID, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	return list, nil
+}
+
+// User returns a user by id, or nil when there is none.
+func (s *Service) User(ctx context.Context, id string) (*models.User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	return u, nil
+}
+
+// Me returns the caller's account. A caller whose account is gone gets ErrSessionRevoked.
+func (s *Service) Me(ctx context.Context, p *Principal) (*models.User, error) {
+	u, err := s.User(ctx, p.UserID)
+	if err == nil && u == nil {
+		return nil, ErrSessionRevoked
+	}
+	return u, err
+}
+
+// Authenticate verifies an access token and checks that its session is not revoked. It returns
+// ErrTokenInvalid, ErrTokenExpired or ErrSessionRevoked, or an internal error when the revocation
+// check could not be made.
+func (s *Service) Authenticate(ctx context.Context, raw string) (*Principal, error) {
+	claims, err := s.tokens.Verify(raw)
+	if errors.Is(err, token.ErrExpired) {
+		return nil, ErrTokenExpired
+	}
+	if err != nil {
+		return nil, ErrTokenInvalid
+	}
+	role := models.Role(claims.Role)
+	if !role.IsValid() {
+		return nil, ErrTokenInvalid
+	}
+	revoked, err := s.revs.isRevoked(ctx, claims.SessionID)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if revoked {
+		return nil, ErrSessionRevoked
+	}
+	p := &Principal{UserID: claims.Subject, SessionID: claims.SessionID, Role: role}
+	if claims.ExpiresAt != nil {
+		p.ExpiresAt = claims.ExpiresAt.Time
+	}
+	return p, nil
+}
+
+// Authorize returns ErrForbidden unless p's role is at least requires.
+func Authorize(p *Principal, requires models.Role) error {
+	if p.Role.Rank() < requires.Rank() {
+		return ErrForbidden
+	}
+	return nil
+}
+
+// JWKS returns the public keys that verify access tokens, as a JSON Web Key Set.
+func (s *Service) JWKS() []byte { return s.tokens.JWKS() }
+
+func (s *Service) newSession(u *models.User, c Client, now time.Time) (*models.Session, *models.RefreshToken, string, error) {
+	raw, hash, err := token.NewRefreshToken()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	sess := &models.Session{
+		ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
+		UserAgent: optional(c.UserAgent, 512), IP: optional(c.IP, 64),
+	}
+	rt := &models.RefreshToken{TokenHash: hash, SessionID: sess.ID, UserID: u.ID, CreatedAt: now, ExpiresAt: sess.ExpiresAt}
+	return sess, rt, raw, nil
+}
+
+func (s *Service) pair(u *models.User, sessionID, refresh string, refreshExpires time.Time) (*Pair, error) {
+	access, exp, err := s.tokens.Issue(u.ID, sessionID, string(u.Role))
+	if err != nil {
+		return nil, fmt.Errorf("issue access token: %w", err)
+	}
+	return &Pair{
+		AccessToken: access, AccessTokenExpiresAt: exp, ExpiresIn: int(s.tokens.TTL() / time.Second),
+		RefreshToken: refresh, RefreshTokenExpiresAt: refreshExpires, SessionID: sessionID, User: u,
+	}, nil
+}
+
+// NormalizeEmail trims and lower-cases an e-mail address and checks that it is one plain address.
+// It returns a *ValidationError for field "email".
+func NormalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	bad := func(msg string) (string, error) { return "", &ValidationError{Field: "email", Message: msg} }
+	if e == "" {
+		return bad("is required")
+	}
+	if len(e) > maxEmailLength {
+		return bad(fmt.Sprintf("must be at most %d characters", maxEmailLength))
+	}
+	addr, err := mail.ParseAddress(e)
+	if err != nil || addr.Address != e || addr.Name != "" {
+		return bad("is not a valid e-mail address")
+	}
+	local, domain, _ := strings.Cut(e, "@")
+	if local == "" || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
+		strings.ContainsAny(e, " \t\r\n\"()<>[]\\,;:") {
+		return bad("is not a valid e-mail address")
+	}
+	return e, nil
+}
+
+// ValidatePassword checks the length rule (8 to 256 characters) and returns a *ValidationError
+// naming field.
+func ValidatePassword(field, pw string) error {
+	n := utf8.RuneCountInString(pw)
+	if n < MinPasswordLength {
+		return &ValidationError{Field: field, Message: fmt.Sprintf("must be at least %d characters", MinPasswordLength)}
+	}
+	if n > MaxPasswordLength {
+		return &ValidationError{Field: field, Message: fmt.Sprintf("must be at most %d characters", MaxPasswordLength)}
+	}
+	return nil
+}
+
+// optional returns nil for an empty string, else the string cut to at most max bytes on a rune boundary.
+func optional(s string, max int) *string {
+	if s == "" {
+		return nil
+	}
+	if len(s) > max {
+		s = s[:max]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return &s
+}

@@ -1,0 +1,86 @@
+// Package testdb gives tests a fresh database on each engine: an SQLite file in t.TempDir() always,
+// and a fresh Postgres schema when TEST_DATABASE_URL is set. With CI=true or REQUIRE_POSTGRES=1 a
+// missing or unreachable Postgres fails the test instead of skipping it.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+// EnvURL names the variable that holds the Postgres URL for tests.
+const EnvURL = "TEST_DATABASE_URL"
+
+// requirePostgres reports whether a missing Postgres is a failure (CI) rather than a skip.
+func requirePostgres() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("REQUIRE_POSTGRES") == "1"
+}
+
+// ForEach runs fn once per engine as a subtest named "sqlite" or "postgres", each with the DSN of a
+// fresh, empty database.
+func ForEach(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
+
+// SQLite returns the path of a new SQLite file in t.TempDir().
+func SQLite(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "test.db")
+}
+
+// Postgres returns a URL whose search_path is a new schema, dropped when the test ends. It skips the
+// test when TEST_DATABASE_URL is unset, unless Postgres is required.
+func Postgres(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv(EnvURL)
+	if base == "" {
+		if requirePostgres() {
+			t.Fatalf("%s is not set, and CI=true or REQUIRE_POSTGRES=1 requires Postgres", EnvURL)
+		}
+		t.Skipf("%s not set; skipping the Postgres run", EnvURL)
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("postgres at %s unreachable or unusable: %v", EnvURL, err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvURL, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,364 @@
+// Package store persists users, sessions and refresh tokens with GORM, on Postgres or an embedded
+// SQLite file. It translates database errors into the auth package's errors at its edge.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"gqlauth/auth"
+	"gqlauth/models"
+)
+
+// DB is the GORM-backed store.
+type DB struct {
+	gorm     *gorm.DB
+	postgres bool
+}
+
+var _ auth.Store = (*DB)(nil)
+
+// IsPostgres reports whether dsn selects Postgres (postgres:// or postgresql://); anything else is
+// the path of an SQLite file.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to dsn and migrates the schema.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg := &gorm.Config{
+		// Single statements need no transaction of their own; multi-row writes use explicit ones.
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+		// Silent: GORM's logger prints SQL with its parameters, which include token hashes.
+		Logger:  logger.Discard,
+		NowFunc: func() time.Time { return time.Now().UTC() },
+	}
+	pg := IsPostgres(dsn)
+	var dial gorm.Dialector
+	if pg {
+		dial = postgres.Open(dsn)
+	} else {
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store: create data directory: %w", err)
+			}
+		}
+		// WAL lets readers run beside the writer; busy_timeout makes writers wait instead of failing
+		// with "database is locked"; _txlock=immediate takes the write lock when a transaction begins,
+		// so a transaction that reads then writes cannot hit SQLITE_BUSY half-way; foreign_keys makes
+		// ON DELETE CASCADE work.
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		dial = sqlite.Open(path + sep + "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	}
+	g, err := gorm.Open(dial, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if pg {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(20)
+	} else {
+		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	db := &DB{gorm: g, postgres: pg}
+	if err := db.migrate(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// migrate creates or updates the tables. On Postgres it holds an advisory lock, so instances that
+// start together do not race to create the same tables.
+func (db *DB) migrate(ctx context.Context) error {
+	run := func(tx *gorm.DB) error {
+		return tx.AutoMigrate(&models.User{}, &models.Session{}, &models.RefreshToken{})
+	}
+	var err error
+	if db.postgres {
+		err = db.gorm.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+			const lockID = 0x6771_6c61_7574_68 // "gqlauth"
+			if err := conn.Exec("SELECT pg_advisory_lock(?)", lockID).Error; err != nil {
+				return err
+			}
+			defer conn.Exec("SELECT pg_advisory_unlock(?)", lockID)
+			return run(conn)
+		})
+	} else {
+		err = run(db.gorm.WithContext(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// Dialect is "postgres" or "sqlite".
+func (db *DB) Dialect() string {
+	if db.postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	sqlDB, err := db.gorm.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error {
+	sqlDB, err := db.gorm.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Gorm exposes the connection for tests and tools.
+func (db *DB) Gorm() *gorm.DB { return db.gorm }
+
+func (db *DB) ctx(ctx context.Context) *gorm.DB { return db.gorm.WithContext(ctx) }
+
+// notFound maps GORM's record-not-found to auth.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return auth.ErrNotFound
+	}
+	return err
+}
+
+// CreateUser implements auth.Store.
+func (db *DB) CreateUser(ctx context.Context, u *models.User, s *models.Session, t *models.RefreshToken) error {
+	return db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return auth.ErrEmailTaken
+			}
+			return err
+		}
+		return createSession(tx, s, t)
+	})
+}
+
+func createSession(tx *gorm.DB, s *models.Session, t *models.RefreshToken) error {
+	if err := tx.Omit("User").Create(s).Error; err != nil {
+		return err
+	}
+	return tx.Omit("User", "Session").Create(t).Error
+}
+
+// UserByEmail implements auth.Store.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*models.User, error) {
+	var u models.User
+	if err := db.ctx(ctx).Where("email = ?", email).Take(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// UserByID implements auth.Store.
+func (db *DB) UserByID(ctx context.Context, id string) (*models.User, error) {
+	var u models.User
+	if err := db.ctx(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// SetPasswordHash implements auth.Store.
+func (db *DB) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
+	return db.ctx(ctx).Model(&models.User{}).Where("id = ?", userID).
+		Updates(map[string]any{"password_hash": hash, "updated_at": at}).Error
+}
+
+// CreateSession implements auth.Store.
+func (db *DB) CreateSession(ctx context.Context, s *models.Session, t *models.RefreshToken) error {
+	return db.ctx(ctx).Transaction(func(tx *gorm.DB) error { return createSession(tx, s, t) })
+}
+
+// SessionByID implements auth.Store.
+func (db *DB) SessionByID(ctx context.Context, id string) (*models.Session, error) {
+	var s models.Session
+	if err := db.ctx(ctx).Where("id = ?", id).Take(&s).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &s, nil
+}
+
+// Sessions implements auth.Store.
+func (db *DB) Sessions(ctx context.Context, userID string, now time.Time) ([]models.Session, error) {
+	var list []models.Session
+	err := db.ctx(ctx).Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, now).
+		Order("created_at DESC, id").Find(&list).Error
+	return list, err
+}
+
+// RefreshTokenByHash implements auth.Store with one query that joins the session and the user.
+func (db *DB) RefreshTokenByHash(ctx context.Context, hash []byte) (*models.RefreshToken, error) {
+	var t models.RefreshToken
+	err := db.ctx(ctx).Joins("Session").Joins("User").Where("refresh_tokens.token_hash = ?", hash).Take(&t).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &t, nil
+}
+
+// Rotate implements auth.Store. The session row is updated first, then the token row, the same order
+// as RevokeSessions, so concurrent rotations and revocations queue on the session row instead of
+// deadlocking.
+func (db *DB) Rotate(ctx context.Context, r auth.Rotation) error {
+	return db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+		set := map[string]any{"last_used_at": r.Now, "expires_at": r.ExpiresAt}
+		if r.UserAgent != nil {
+			set["user_agent"] = *r.UserAgent
+		}
+		if r.IP != nil {
+			set["ip"] = *r.IP
+		}
+		res := tx.Model(&models.Session{}).
+			Where("id = ? AND revoked_at IS NULL AND expires_at > ?", r.SessionID, r.Now).Updates(set)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrConflict
+		}
+		if r.RetireOld {
+			// Conditional: of N requests racing with one token, exactly one sees a row change.
+			res = tx.Model(&models.RefreshToken{}).
+				Where("id = ? AND rotated_at IS NULL AND revoked_at IS NULL", r.OldID).Update("rotated_at", r.Now)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return auth.ErrConflict
+			}
+		}
+		return tx.Omit("User", "Session").Create(r.New).Error
+	})
+}
+
+// RevokeSessions implements auth.Store.
+func (db *DB) RevokeSessions(ctx context.Context, f auth.SessionFilter, at time.Time) ([]string, error) {
+	var ids []string
+	err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		ids, err = revokeSessions(tx, f, at)
+		return err
+	})
+	return ids, err
+}
+
+func revokeSessions(tx *gorm.DB, f auth.SessionFilter, at time.Time) ([]string, error) {
+	q := "UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL AND expires_at > ?"
+	args := []any{at, at}
+	if f.UserID != "" {
+		q += " AND user_id = ?"
+		args = append(args, f.UserID)
+	}
+	if f.SessionID != "" {
+		q += " AND id = ?"
+		args = append(args, f.SessionID)
+	}
+	if f.ExceptSessionID != "" {
+		q += " AND id <> ?"
+		args = append(args, f.ExceptSessionID)
+	}
+	if f == (auth.SessionFilter{}) {
+		return nil, errors.New("store: refusing to revoke every session")
+	}
+	var ids []string
+	if err := tx.Raw(q+" RETURNING id", args...).Scan(&ids).Error; err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	err := tx.Exec("UPDATE refresh_tokens SET revoked_at = ? WHERE session_id IN ? AND revoked_at IS NULL", at, ids).Error
+	return ids, err
+}
+
+// ChangePassword implements auth.Store.
+func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]string, error) {
+	var ids []string
+	err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&models.User{}).Where("id = ?", c.UserID).
+			Updates(map[string]any{"password_hash": c.Hash, "updated_at": c.Now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrConflict
+		}
+		var err error
+		ids, err = revokeSessions(tx, auth.SessionFilter{UserID: c.UserID, ExceptSessionID: c.KeepSessionID}, c.Now)
+		if err != nil {
+			return err
+		}
+		res = tx.Model(&models.Session{}).
+			Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.KeepSessionID, c.UserID, c.Now).
+			Updates(map[string]any{"last_used_at": c.Now, "expires_at": c.ExpiresAt})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrConflict
+		}
+		// The session's refresh tokens are retired (not revoked): the new pair replaces them, and one
+		// presented again after the reuse grace is reuse, like after a refresh.
+		if err := tx.Model(&models.RefreshToken{}).
+			Where("session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL", c.KeepSessionID).
+			Update("rotated_at", c.Now).Error; err != nil {
+			return err
+		}
+		return tx.Omit("User", "Session").Create(c.New).Error
+	})
+	return ids, err
+}
+
+// RevokedSince implements auth.Store.
+func (db *DB) RevokedSince(ctx context.Context, since time.Time) ([]auth.Revocation, error) {
+	var revs []auth.Revocation
+	err := db.ctx(ctx).Model(&models.Session{}).Select("id, revoked_at").
+		Where("revoked_at > ?", since).Scan(&revs).Error
+	return revs, err
+}
+
+// SessionRevoked implements auth.Store. A session that no longer exists counts as revoked.
+func (db *DB) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	var s models.Session
+	err := db.ctx(ctx).Select("revoked_at").Where("id = ?", id).Take(&s).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.RevokedAt != nil, nil
+}
