@@ -1,0 +1,97 @@
+// Package app wires the service together (configuration → store → token issuer → auth service →
+// HTTP handler). The server binary and the end-to-end tests both build it here, so tests run the
+// same wiring as production.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"gqlauth/auth"
+	"gqlauth/config"
+	"gqlauth/graph"
+	"gqlauth/password"
+	"gqlauth/store"
+	"gqlauth/token"
+)
+
+// Options are the knobs that are not configuration: tests use cheap hashing and a fake clock.
+type Options struct {
+	Logger   *slog.Logger     // nil means slog.Default()
+	Password *password.Params // nil means password.Default
+	Now      func() time.Time // nil means time.Now
+}
+
+// App is a wired service.
+type App struct {
+	Handler http.Handler
+	Auth    *auth.Service
+	Store   *store.DB
+	Tokens  *token.Issuer
+
+	cancel context.CancelFunc
+}
+
+// New opens the database (migrating it), loads or creates the signing key, and builds the handler.
+// Call Close when done.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	params := password.Default
+	if opts.Password != nil {
+		params = *opts.Password
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := newIssuer(cfg, opts)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	svc, err := auth.NewService(db, tokens, auth.Options{
+		RefreshTokenTTL:        cfg.RefreshTokenTTL,
+		RefreshReuseGrace:      cfg.RefreshReuseGrace,
+		Password:               params,
+		RevocationPollInterval: cfg.RevocationPollInterval,
+		Now:                    opts.Now,
+		Logger:                 opts.Logger,
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	svc.Start(runCtx)
+	h := graph.NewHandler(svc, graph.Options{Logger: opts.Logger, Development: !cfg.Production()})
+	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, cancel: cancel}, nil
+}
+
+// Close stops background work and closes the database.
+func (a *App) Close() error {
+	a.cancel()
+	return a.Store.Close()
+}
+
+func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {
+	topts := token.Options{
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL,
+		Leeway: 5 * time.Second, Now: opts.Now,
+	}
+	if len(cfg.JWTSecret) > 0 {
+		return token.NewHS256Issuer(cfg.JWTSecret, topts)
+	}
+	key, created, err := token.LoadOrCreateEd25519Key(cfg.KeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", cfg.KeyFile(), err)
+	}
+	if created {
+		opts.Logger.Info("generated a new Ed25519 signing key", "path", cfg.KeyFile())
+	}
+	return token.NewEdDSAIssuer(key, topts)
+}
