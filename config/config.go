@@ -102,8 +102,9 @@ func (c *Config) Validate() error {
 	if c.Env != "development" && c.Env != "production" {
 		bad("APP_ENV=%q: must be development or production", c.Env)
 	}
-	if c.AccessTokenTTL <= 0 {
-		bad("ACCESS_TOKEN_TTL must be positive")
+	if c.AccessTokenTTL < time.Second {
+		// exp has one-second precision: a shorter lifetime could mint tokens that are already expired.
+		bad("ACCESS_TOKEN_TTL must be at least 1s (got %s)", c.AccessTokenTTL)
 	}
 	if c.RefreshTokenTTL <= 0 {
 		bad("REFRESH_TOKEN_TTL must be positive")

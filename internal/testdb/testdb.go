@@ -34,14 +34,14 @@ func ForEach(t *testing.T, fn func(t *testing.T, dsn string)) {
 }
 
 // SQLite returns the path of a new SQLite file in t.TempDir().
-func SQLite(t *testing.T) string {
+func SQLite(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), "test.db")
 }
 
 // Postgres returns a URL whose search_path is a new schema, dropped when the test ends. It skips the
 // test when TEST_DATABASE_URL is unset, unless Postgres is required.
-func Postgres(t *testing.T) string {
+func Postgres(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvURL)
 	if base == "" {

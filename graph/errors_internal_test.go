@@ -1,0 +1,44 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"gqlauth/auth"
+)
+
+func TestPresenterTable(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	present := presentError(log)
+	ctx := graphql.WithResponseContext(context.Background(), graphql.DefaultErrorPresenter, nil)
+	for _, tc := range []struct {
+		err                 error
+		code, reason, field string
+	}{
+		{fmt.Errorf("wrapped: %w", auth.ErrTokenExpired), "UNAUTHENTICATED", "TOKEN_EXPIRED", ""},
+		{auth.ErrSessionRevoked, "UNAUTHENTICATED", "SESSION_REVOKED", ""},
+		{auth.ErrForbidden, "FORBIDDEN", "", ""},
+		{&auth.ValidationError{Field: "email", Message: "is required"}, "BAD_USER_INPUT", "", "email"},
+		{errors.New(`pq: relation "users" does not exist`), "INTERNAL_SERVER_ERROR", "", ""},
+		{recoverPanic(log)(ctx, "boom"), "INTERNAL_SERVER_ERROR", "", ""},
+	} {
+		got := present(ctx, tc.err)
+		if got.Extensions["code"] != tc.code || (tc.reason != "" && got.Extensions["reason"] != tc.reason) ||
+			(tc.field != "" && got.Extensions["field"] != tc.field) {
+			t.Errorf("%v → %v %v", tc.err, got.Message, got.Extensions)
+		}
+		if strings.Contains(got.Message, "pq:") || strings.Contains(got.Message, "boom") || strings.Contains(got.Message, "wrapped") {
+			t.Errorf("message leaks internals: %q", got.Message)
+		}
+	}
+	if !strings.Contains(logged.String(), "relation") || !strings.Contains(logged.String(), "boom") {
+		t.Errorf("internal errors and panics must reach the log: %s", logged.String())
+	}
+}
