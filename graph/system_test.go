@@ -3,8 +3,12 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -332,5 +336,36 @@ func TestHTTPEndpoints(t *testing.T) {
 	res.Body.Close()
 	if res.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("Cache-Control = %q", res.Header.Get("Cache-Control"))
+	}
+}
+
+// JWT_PRIVATE_KEY_FILE takes an operator's own Ed25519 key in PKCS#8 PEM (as openssl genpkey writes it).
+func TestConfiguredKeyFile(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"JWT_PRIVATE_KEY_FILE": path}})
+	p := e.register("alice@example.com", pw)
+	wantOK(t, e.me(p.AccessToken))
+	res, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var set struct {
+		Keys []struct{ X string } `json:"keys"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&set)
+	if len(set.Keys) != 1 || set.Keys[0].X != base64.RawURLEncoding.EncodeToString(pub) {
+		t.Fatalf("JWKS does not publish the configured key: %+v", set)
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.DataDir, "jwt-ed25519.pem")); !os.IsNotExist(err) {
+		t.Fatal("a key was generated although JWT_PRIVATE_KEY_FILE is set")
 	}
 }
