@@ -56,6 +56,57 @@ func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
 	}
 }
 
+// schema.graphqls is the contract: every type, field, argument, enum value and directive is described.
+func TestSchemaIsDocumented(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "schema.graphqls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphqls", Input: string(src)})
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	missing := func(what string) { t.Errorf("no description: %s", what) }
+	args := func(owner string, list ast.ArgumentDefinitionList) {
+		for _, a := range list {
+			if a.Description == "" {
+				missing(owner + "(" + a.Name + ")")
+			}
+		}
+	}
+	for name, def := range schema.Types {
+		if def.BuiltIn || strings.HasPrefix(name, "__") {
+			continue
+		}
+		if def.Description == "" {
+			missing(name)
+		}
+		for _, f := range def.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue
+			}
+			if f.Description == "" {
+				missing(name + "." + f.Name)
+			}
+			args(name+"."+f.Name, f.Arguments)
+		}
+		for _, v := range def.EnumValues {
+			if v.Description == "" {
+				missing(name + "." + v.Name)
+			}
+		}
+	}
+	for name, d := range schema.Directives {
+		if d.Position == nil || d.Position.Src.BuiltIn {
+			continue
+		}
+		if d.Description == "" {
+			missing("@" + name)
+		}
+		args("@"+name, d.Arguments)
+	}
+}
+
 // Revocation reaches another instance sharing the database within 2 s (it polls every
 // REVOCATION_POLL_INTERVAL, 1s by default).
 func TestCrossInstanceRevocation(t *testing.T) {
