@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"gqlauth/auth"
 	"gqlauth/config"
 	"gqlauth/graph"
 	"gqlauth/password"
+	"gqlauth/ratelimit"
 	"gqlauth/store"
 	"gqlauth/token"
 )
@@ -31,8 +34,10 @@ type App struct {
 	Auth    *auth.Service
 	Store   *store.DB
 	Tokens  *token.Issuer
+	Limiter ratelimit.Limiter
 
-	cancel context.CancelFunc
+	cancel       context.CancelFunc
+	closeLimiter func()
 }
 
 // New opens the database (migrating it), loads or creates the signing key, and builds the handler.
@@ -54,6 +59,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	limiter, closeLimiter, err := newLimiter(cfg, opts)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	svc, err := auth.NewService(db, tokens, auth.Options{
 		RefreshTokenTTL:        cfg.RefreshTokenTTL,
 		RefreshReuseGrace:      cfg.RefreshReuseGrace,
@@ -61,21 +71,56 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		RevocationPollInterval: cfg.RevocationPollInterval,
 		Now:                    opts.Now,
 		Logger:                 opts.Logger,
+		Limiter:                limiter,
+		LoginRate:              cfg.LoginRateLimit,
+		LoginIPRate:            cfg.LoginIPRateLimit,
+		RegisterRate:           cfg.RegisterRateLimit,
+		HashConcurrency:        cfg.PasswordHashConcurrency,
 	})
 	if err != nil {
+		closeLimiter()
 		_ = db.Close()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	svc.Start(runCtx)
-	h := graph.NewHandler(svc, graph.Options{Logger: opts.Logger, Development: !cfg.Production()})
-	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, cancel: cancel}, nil
+	h := graph.NewHandler(svc, graph.Options{
+		Logger:         opts.Logger,
+		Development:    !cfg.Production(),
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxDepth:       cfg.MaxQueryDepth,
+		MaxComplexity:  cfg.MaxQueryComplexity,
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, cancel: cancel, closeLimiter: closeLimiter}, nil
 }
 
 // Close stops background work and closes the database.
 func (a *App) Close() error {
 	a.cancel()
+	a.closeLimiter()
 	return a.Store.Close()
+}
+
+// newLimiter returns the in-memory limiter, or with REDIS_URL the Redis one backed by memory: when
+// Redis fails, counting goes on in memory (per instance) instead of failing logins.
+func newLimiter(cfg *config.Config, opts Options) (ratelimit.Limiter, func(), error) {
+	mem := ratelimit.NewMemory(opts.Now)
+	if cfg.RedisURL == "" {
+		return mem, func() {}, nil
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
+	client := redis.NewClient(ropts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		opts.Logger.Warn("Redis unreachable at start; rate limits are counted in memory until it answers", "err", err)
+	}
+	return ratelimit.NewFallback(ratelimit.NewRedis(client, "gqlauth:rl:"), mem, opts.Logger), func() { _ = client.Close() }, nil
 }
 
 func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {

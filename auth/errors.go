@@ -1,6 +1,9 @@
 package auth
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // The kinds of failure the service reports. graph/errors.go turns each into a GraphQL extensions.code;
 // anything not listed here is an internal error whose details stay in the server log.
@@ -28,6 +31,22 @@ var (
 	// rotated the token or revoked the session first.
 	ErrConflict = errors.New("auth: conflict")
 )
+
+// ErrRateLimited matches (errors.Is) every *RateLimitedError.
+var ErrRateLimited = errors.New("auth: rate limited")
+
+// RateLimitedError reports too many attempts for an account or from an address; RetryAfter says when
+// the window ends.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return "auth: rate limited, retry after " + e.RetryAfter.String()
+}
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimited }
 
 // ValidationError reports an invalid argument; Field names it as the client sent it.
 type ValidationError struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ import (
 
 	"gqlauth/models"
 	"gqlauth/password"
+	"gqlauth/ratelimit"
 	"gqlauth/token"
 )
 
@@ -36,16 +38,27 @@ type Options struct {
 	RevocationPollInterval time.Duration
 	Now                    func() time.Time // nil means time.Now
 	Logger                 *slog.Logger     // nil means slog.Default()
+
+	// Limiter counts attempts for the rates below; nil disables rate limiting.
+	Limiter ratelimit.Limiter
+	// LoginRate limits failed logins (and failed changePassword checks) per account and client IP;
+	// LoginIPRate limits failed logins per client IP across accounts; RegisterRate limits
+	// registrations per client IP. A zero Rate is unlimited.
+	LoginRate, LoginIPRate, RegisterRate ratelimit.Rate
+	// HashConcurrency bounds how many argon2id computations run at once (each takes Password.Memory
+	// KiB), so a login flood queues instead of exhausting memory. 0 means runtime.NumCPU().
+	HashConcurrency int
 }
 
 // Service implements the authentication rules. It is safe for concurrent use.
 type Service struct {
-	store  Store
-	tokens *token.Issuer
-	opts   Options
-	now    func() time.Time
-	log    *slog.Logger
-	revs   *revocations
+	store     Store
+	tokens    *token.Issuer
+	opts      Options
+	now       func() time.Time
+	log       *slog.Logger
+	revs      *revocations
+	hashSlots chan struct{}
 	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
 	// e-mail costs the same as one with a wrong password and timing does not reveal which accounts exist.
 	dummyHash string
@@ -62,6 +75,9 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	if opts.RevocationPollInterval <= 0 {
 		opts.RevocationPollInterval = time.Second
 	}
+	if opts.HashConcurrency <= 0 {
+		opts.HashConcurrency = runtime.NumCPU()
+	}
 	dummy, err := password.Hash("dummy password for unknown e-mails", opts.Password)
 	if err != nil {
 		return nil, err
@@ -76,6 +92,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 		log:       opts.Logger,
 		revs:      newRevocations(store, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute),
 		dummyHash: dummy,
+		hashSlots: make(chan struct{}, opts.HashConcurrency),
 	}, nil
 }
 
@@ -109,7 +126,10 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 	if err := ValidatePassword("password", pw); err != nil {
 		return nil, err
 	}
-	hash, err := password.Hash(pw, s.opts.Password)
+	if err := s.limit(ctx, "register:ip:"+c.IP, s.opts.RegisterRate); err != nil {
+		return nil, err
+	}
+	hash, err := s.hash(ctx, pw)
 	if err != nil {
 		return nil, err
 	}
@@ -137,16 +157,28 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 		// Refused before hashing, like at registration, so a huge password cannot buy CPU time.
 		return nil, &ValidationError{Field: "password", Message: fmt.Sprintf("must be at most %d characters", MaxPasswordLength)}
 	}
+	// Attempts are counted before the password is looked at, and an address or account over its limit
+	// is refused without checking it (even when it is right), so guessing cannot go faster than the
+	// limit. Unknown e-mails are counted exactly like known ones: the limiter reveals nothing either.
+	accountKey, ipKey := loginAccountKey(email, c.IP), "login:ip:"+c.IP
+	if err := s.limit(ctx, accountKey, s.opts.LoginRate); err != nil {
+		s.log.Info("auth event", "event", "login", "outcome", "rate_limited", "ip", c.IP)
+		return nil, err
+	}
+	if err := s.limit(ctx, ipKey, s.opts.LoginIPRate); err != nil {
+		s.log.Info("auth event", "event", "login", "outcome", "rate_limited", "ip", c.IP)
+		return nil, err
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		_, _, _ = password.Verify(pw, s.dummyHash, s.opts.Password)
+		_, _, _ = s.verify(ctx, pw, s.dummyHash)
 		s.log.Info("auth event", "event", "login", "outcome", "failed", "ip", c.IP)
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	ok, rehash, err := password.Verify(pw, u.PasswordHash, s.opts.Password)
+	ok, rehash, err := s.verify(ctx, pw, u.PasswordHash)
 	if err != nil {
 		return nil, fmt.Errorf("login: stored hash of user %s: %w", u.ID, err)
 	}
@@ -154,10 +186,12 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 		s.log.Info("auth event", "event", "login", "outcome", "failed", "user_id", u.ID, "ip", c.IP)
 		return nil, ErrInvalidCredentials
 	}
+	// Only failures count: a success clears the account's counter and takes back its IP attempt.
+	s.forgive(ctx, accountKey, ipKey)
 	now := s.now()
 	if rehash {
 		// The configured cost changed since this hash was made: upgrade it while we know the password.
-		if h, err := password.Hash(pw, s.opts.Password); err == nil {
+		if h, err := s.hash(ctx, pw); err == nil {
 			if err := s.store.SetPasswordHash(ctx, u.ID, h, now); err != nil {
 				s.log.Warn("rehash failed", "user_id", u.ID, "err", err)
 			}
@@ -310,7 +344,13 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if err != nil {
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
-	ok, _, err := password.Verify(current, u.PasswordHash, s.opts.Password)
+	// A stolen access token must not become a password oracle: wrong current passwords count against
+	// the same per-account budget as failed logins.
+	accountKey := loginAccountKey(u.Email, c.IP)
+	if err := s.limit(ctx, accountKey, s.opts.LoginRate); err != nil {
+		return nil, err
+	}
+	ok, _, err := s.verify(ctx, current, u.PasswordHash)
 	if err != nil {
 		return nil, fmt.Errorf("changePassword: stored hash of user %s: %w", u.ID, err)
 	}
@@ -318,7 +358,8 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		s.log.Info("auth event", "event", "change_password", "outcome", "failed", "user_id", u.ID, "session_id", p.SessionID, "ip", c.IP)
 		return nil, ErrInvalidCredentials
 	}
-	hash, err := password.Hash(next, s.opts.Password)
+	s.forgive(ctx, accountKey, "")
+	hash, err := s.hash(ctx, next)
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +454,72 @@ func Authorize(p *Principal, requires models.Role) error {
 
 // JWKS returns the public keys that verify access tokens, as a JSON Web Key Set.
 func (s *Service) JWKS() []byte { return s.tokens.JWKS() }
+
+// hash and verify run argon2id under the concurrency bound; a caller that gives up while queued
+// (client gone, request timeout) leaves the queue.
+func (s *Service) hash(ctx context.Context, pw string) (string, error) {
+	if err := s.acquireHashSlot(ctx); err != nil {
+		return "", err
+	}
+	defer func() { <-s.hashSlots }()
+	return password.Hash(pw, s.opts.Password)
+}
+
+func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
+	if err := s.acquireHashSlot(ctx); err != nil {
+		return false, false, err
+	}
+	defer func() { <-s.hashSlots }()
+	return password.Verify(pw, encoded, s.opts.Password)
+}
+
+func (s *Service) acquireHashSlot(ctx context.Context) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// limit counts one attempt for key and returns a *RateLimitedError once it is over r. A limiter
+// failure is logged and lets the attempt through: the Redis limiter already falls back to memory,
+// so this only happens when both fail, and refusing every login then would be worse.
+func (s *Service) limit(ctx context.Context, key string, r ratelimit.Rate) error {
+	if s.opts.Limiter == nil || !r.Enabled() {
+		return nil
+	}
+	res, err := s.opts.Limiter.Hit(ctx, key, r)
+	if err != nil {
+		s.log.Warn("rate limiter failed; attempt allowed", "err", err)
+		return nil
+	}
+	if !res.Allowed {
+		return &RateLimitedError{RetryAfter: res.RetryAfter}
+	}
+	return nil
+}
+
+// forgive clears an account's failure count and takes back one attempt from an IP's count.
+func (s *Service) forgive(ctx context.Context, accountKey, ipKey string) {
+	if s.opts.Limiter == nil {
+		return
+	}
+	if s.opts.LoginRate.Enabled() {
+		if err := s.opts.Limiter.Reset(ctx, accountKey); err != nil {
+			s.log.Warn("rate limiter reset failed", "err", err)
+		}
+	}
+	if ipKey != "" && s.opts.LoginIPRate.Enabled() {
+		if err := s.opts.Limiter.Undo(ctx, ipKey); err != nil {
+			s.log.Warn("rate limiter undo failed", "err", err)
+		}
+	}
+}
+
+// loginAccountKey is the limiter key of an account as tried from one address. The limiter stores
+// only a digest of it.
+func loginAccountKey(email, ip string) string { return "login:account:" + email + "|" + ip }
 
 func (s *Service) newSession(u *models.User, c Client, now time.Time) (*models.Session, *models.RefreshToken, string, error) {
 	raw, hash, err := token.NewRefreshToken()

@@ -5,10 +5,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"gqlauth/ratelimit"
 )
 
 // DefaultIssuer is the default value of both JWT_ISSUER and JWT_AUDIENCE.
@@ -35,6 +40,22 @@ type Config struct {
 	JWTAudience       string // JWT_AUDIENCE
 
 	RevocationPollInterval time.Duration // REVOCATION_POLL_INTERVAL
+
+	// Abuse defences.
+	LoginRateLimit          ratelimit.Rate // LOGIN_RATE_LIMIT: failed logins per account+IP
+	LoginIPRateLimit        ratelimit.Rate // LOGIN_IP_RATE_LIMIT: failed logins per IP, all accounts
+	RegisterRateLimit       ratelimit.Rate // REGISTER_RATE_LIMIT: registrations per IP
+	RedisURL                string         // REDIS_URL: share rate-limit counters between replicas
+	TrustedProxies          []netip.Prefix // TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
+	MaxQueryDepth           int            // MAX_QUERY_DEPTH
+	MaxQueryComplexity      int            // MAX_QUERY_COMPLEXITY
+	MaxBodyBytes            int64          // MAX_BODY_BYTES
+	PasswordHashConcurrency int            // PASSWORD_HASH_CONCURRENCY: argon2id hashes run at once
+
+	// Browser settings, validated here so that production refuses unsafe values.
+	RefreshTokenCookie bool     // REFRESH_TOKEN_COOKIE
+	CookieSecure       bool     // COOKIE_SECURE
+	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS (comma-separated)
 }
 
 // Production reports whether APP_ENV is production.
@@ -69,6 +90,30 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		}
 		return d
 	}
+	rate := func(key, def string) ratelimit.Rate {
+		raw := get(key, def)
+		r, err := ratelimit.ParseRate(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: use N/duration such as 10/15m, or off", key, raw))
+		}
+		return r
+	}
+	integer := func(key string, def int64) int64 {
+		raw := get(key, strconv.FormatInt(def, 10))
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: not a whole number", key, raw))
+		}
+		return n
+	}
+	boolean := func(key string, def bool) bool {
+		raw := get(key, strconv.FormatBool(def))
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: use true or false", key, raw))
+		}
+		return b
+	}
 	c := &Config{
 		Addr:                   get("ADDR", ":8080"),
 		Env:                    strings.ToLower(get("APP_ENV", "development")),
@@ -80,6 +125,37 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		JWTIssuer:              get("JWT_ISSUER", DefaultIssuer),
 		JWTAudience:            get("JWT_AUDIENCE", DefaultIssuer),
 		RevocationPollInterval: dur("REVOCATION_POLL_INTERVAL", "1s"),
+
+		LoginRateLimit:          rate("LOGIN_RATE_LIMIT", "10/15m"),
+		LoginIPRateLimit:        rate("LOGIN_IP_RATE_LIMIT", "300/15m"),
+		RegisterRateLimit:       rate("REGISTER_RATE_LIMIT", "1000/1h"),
+		RedisURL:                get("REDIS_URL", ""),
+		MaxQueryDepth:           int(integer("MAX_QUERY_DEPTH", 15)),
+		MaxQueryComplexity:      int(integer("MAX_QUERY_COMPLEXITY", 200)),
+		MaxBodyBytes:            integer("MAX_BODY_BYTES", 1<<20),
+		PasswordHashConcurrency: int(integer("PASSWORD_HASH_CONCURRENCY", int64(runtime.NumCPU()))),
+		RefreshTokenCookie:      boolean("REFRESH_TOKEN_COOKIE", false),
+		CookieSecure:            boolean("COOKIE_SECURE", true),
+	}
+	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+		}
+	}
+	for _, p := range strings.Split(get("TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR prefix", p))
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
 	}
 	// The secret is used as raw bytes, untrimmed: whitespace may be part of it.
 	if v, ok := lookup("JWT_SECRET"); ok && v != "" {
@@ -127,6 +203,39 @@ func (c *Config) Validate() error {
 	}
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		bad("JWT_ISSUER and JWT_AUDIENCE must not be empty")
+	}
+	if c.MaxQueryDepth < 1 {
+		bad("MAX_QUERY_DEPTH must be at least 1")
+	}
+	if c.MaxQueryComplexity < 1 {
+		bad("MAX_QUERY_COMPLEXITY must be at least 1")
+	}
+	if c.MaxBodyBytes < 1<<10 {
+		bad("MAX_BODY_BYTES must be at least 1024")
+	}
+	if c.PasswordHashConcurrency < 1 {
+		bad("PASSWORD_HASH_CONCURRENCY must be at least 1")
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		bad("REDIS_URL must start with redis:// or rediss://")
+	}
+	if c.Production() {
+		// Settings that are convenient on a laptop and dangerous on the internet.
+		if len(c.JWTSecret) == 0 && c.JWTPrivateKeyFile == "" {
+			bad("APP_ENV=production: a signing key would be generated on this machine; set JWT_PRIVATE_KEY_FILE (Ed25519, PKCS#8 PEM) or JWT_SECRET")
+		} else if c.JWTPrivateKeyFile != "" {
+			if _, err := os.Stat(c.JWTPrivateKeyFile); err != nil {
+				bad("APP_ENV=production: JWT_PRIVATE_KEY_FILE %s cannot be read (a new key would be generated): %v", c.JWTPrivateKeyFile, err)
+			}
+		}
+		if c.RefreshTokenCookie && !c.CookieSecure {
+			bad("APP_ENV=production: COOKIE_SECURE=false would send the refresh-token cookie over plain HTTP")
+		}
+		for _, o := range c.CORSAllowedOrigins {
+			if o == "*" {
+				bad("APP_ENV=production: CORS_ALLOWED_ORIGINS must list origins, not *")
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,9 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -36,10 +38,20 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		ext := map[string]any{}
 		var verr *auth.ValidationError
+		var rerr *auth.RateLimitedError
 		switch {
 		case errors.As(err, &verr):
 			gqlErr.Message = verr.Field + " " + verr.Message
 			ext["code"], ext["field"] = string(model.ErrorCodeBadUserInput), verr.Field
+		case errors.As(err, &rerr):
+			secs := int(math.Ceil(rerr.RetryAfter.Seconds()))
+			gqlErr.Message = fmt.Sprintf("too many attempts; try again in %d seconds", secs)
+			ext["code"], ext["retryAfter"] = string(model.ErrorCodeRateLimited), secs
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			// The client went away or the request timed out while waiting (for example for a
+			// password-hashing slot): not a server fault worth an error-level log line.
+			gqlErr.Message = "the request was cancelled or timed out"
+			ext["code"] = string(model.ErrorCodeInternalServerError)
 		case lookupError(err, ext, gqlErr):
 		case isGraphQLError(err):
 			// Parse, validation and argument-coercion errors from gqlgen itself keep their message.

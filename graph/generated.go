@@ -469,8 +469,19 @@ enum ErrorCode {
   EMAIL_TAKEN
   "Something failed on the server; details are only in the server log."
   INTERNAL_SERVER_ERROR
-  "The HTTP request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET."
+  """
+  The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
+  JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
+  """
   BAD_REQUEST
+  "Too many attempts from this client or for this account: wait ` + "`" + `extensions.retryAfter` + "`" + ` seconds."
+  RATE_LIMITED
+  "The request body is larger than the server accepts."
+  PAYLOAD_TOO_LARGE
+  "The operation is nested deeper than the server allows."
+  DEPTH_LIMIT_EXCEEDED
+  "The operation would cost more than the server allows (too many fields or aliases)."
+  COMPLEXITY_LIMIT_EXCEEDED
   "The query could not be parsed."
   GRAPHQL_PARSE_FAILED
   "The query does not match the schema."

@@ -1,11 +1,16 @@
 package graph
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -36,7 +41,20 @@ type Options struct {
 	Development bool
 	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxDepth caps field nesting; 0 means DefaultMaxDepth.
+	MaxDepth int
+	// MaxComplexity caps gqlgen's complexity score (one per field, aliases included); 0 means
+	// DefaultMaxComplexity.
+	MaxComplexity int
+	// TrustedProxies are the peers whose X-Forwarded-For header names the client.
+	TrustedProxies []netip.Prefix
 }
+
+// Defaults of the query limits.
+const (
+	DefaultMaxDepth      = 15
+	DefaultMaxComplexity = 200
+)
 
 // NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the IDE at / (in
 // development), /healthz and the JWKS. main and every GraphQL test use it, so tests exercise the real
@@ -47,6 +65,12 @@ func NewHandler(svc *auth.Service, opts Options) http.Handler {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	if opts.MaxComplexity <= 0 {
+		opts.MaxComplexity = DefaultMaxComplexity
 	}
 	cfg := Config{Resolvers: &Resolver{Auth: svc}}
 	cfg.Directives.Auth = authDirective
@@ -59,12 +83,15 @@ func NewHandler(svc *auth.Service, opts Options) http.Handler {
 	if opts.Development {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(operationGuard{maxDepth: opts.MaxDepth})
+	srv.Use(extension.FixedComplexityLimit(opts.MaxComplexity))
 	srv.SetErrorPresenter(presentError(opts.Logger))
 	srv.SetRecoverFunc(recoverPanic(opts.Logger))
 
 	mux := http.NewServeMux()
-	mux.Handle("GET "+PathGraphQL, graphqlEndpoint(svc, srv, opts.MaxBodyBytes))
-	mux.Handle("POST "+PathGraphQL, graphqlEndpoint(svc, srv, opts.MaxBodyBytes))
+	endpoint := graphqlEndpoint(svc, srv, opts)
+	mux.Handle("GET "+PathGraphQL, endpoint)
+	mux.Handle("POST "+PathGraphQL, endpoint)
 	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -82,21 +109,129 @@ func NewHandler(svc *auth.Service, opts Options) http.Handler {
 }
 
 // graphqlEndpoint puts the request's credentials in the context (without checking them: public
-// fields must work whatever the Authorization header holds) and caps the body size.
-func graphqlEndpoint(svc *auth.Service, srv *handler.Server, maxBody int64) http.Handler {
+// fields must work whatever the Authorization header holds), caps the body size and refuses JSON
+// array batches.
+func graphqlEndpoint(svc *auth.Service, srv *handler.Server, opts Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		// Responses carry tokens: never cache them (RFC 6749 §5.1).
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if r.ContentLength > opts.MaxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, model.ErrorCodePayloadTooLarge, tooLargeMessage(opts.MaxBodyBytes))
+			return
+		}
+		body := &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, opts.MaxBodyBytes)}
+		r.Body = body
+		if r.Method == http.MethodPost && startsWithArray(body) {
+			// A batch could carry many login attempts past per-request limits; gqlgen would refuse it
+			// too, but with a message that echoes the body back.
+			writeError(w, http.StatusBadRequest, model.ErrorCodeBadRequest,
+				"batched requests (a JSON array) are not supported: send one operation per request")
+			return
+		}
 		ctx := svc.WithRequest(r.Context(), r.Header.Get("Authorization"), auth.Client{
 			UserAgent: r.UserAgent(),
-			IP:        clientIP(r),
+			IP:        clientIP(r, opts.TrustedProxies),
 		})
-		cw := &codedErrorWriter{ResponseWriter: w}
+		cw := &codedErrorWriter{ResponseWriter: w, body: body, maxBody: opts.MaxBodyBytes}
 		srv.ServeHTTP(cw, r.WithContext(ctx))
 		cw.finish()
 	})
+}
+
+func tooLargeMessage(max int64) string {
+	return fmt.Sprintf("the request body is larger than %d bytes", max)
+}
+
+// writeError writes a GraphQL-shaped error response.
+func writeError(w http.ResponseWriter, status int, code model.ErrorCode, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": string(code)}}},
+		"data":   nil,
+	})
+}
+
+// limitedBody remembers whether the body hit its size cap, so the response can say 413.
+type limitedBody struct {
+	io.ReadCloser
+	br       *bufio.Reader
+	tooLarge bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	var n int
+	var err error
+	if b.br != nil {
+		n, err = b.br.Read(p)
+	} else {
+		n, err = b.ReadCloser.Read(p)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		b.tooLarge = true
+	}
+	return n, err
+}
+
+// startsWithArray peeks at the first non-space byte of the body without consuming it.
+func startsWithArray(b *limitedBody) bool {
+	b.br = bufio.NewReaderSize(b.ReadCloser, 512)
+	for i := 0; ; i++ {
+		buf, err := b.br.Peek(i + 1)
+		if err != nil || i >= 511 {
+			return false
+		}
+		switch buf[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '[':
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// clientIP is the socket's peer address or, when the peer is a trusted proxy, the nearest address in
+// X-Forwarded-For that is not itself a trusted proxy. Anyone can send X-Forwarded-For, so it is read
+// only from the proxies the operator listed; otherwise a client could pick its own rate-limit key.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = strings.TrimSpace(r.RemoteAddr)
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		addr, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a garbled hop: trust nothing to its left
+		}
+		addr = addr.Unmap()
+		if !isTrusted(addr, trusted) {
+			return addr.String()
+		}
+		peer = addr
+	}
+	return peer.String()
+}
+
+func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // codedErrorWriter gives a code to the few errors that gqlgen's transports write themselves, before
@@ -105,19 +240,30 @@ func graphqlEndpoint(svc *auth.Service, srv *handler.Server, maxBody int64) http
 // an error status, so successful responses pass straight through, unbuffered.
 type codedErrorWriter struct {
 	http.ResponseWriter
-	status int
-	buf    *bytes.Buffer
+	status  int
+	buf     *bytes.Buffer
+	sent    bool // the header went out unbuffered
+	body    *limitedBody
+	maxBody int64
 }
 
 func (w *codedErrorWriter) WriteHeader(status int) {
-	if status >= 400 && w.buf == nil {
+	if w.buf != nil || w.sent {
+		return
+	}
+	// gqlgen answers an over-long chunked body with 200 and its own message: rewrite that too.
+	if status >= 400 || (w.body != nil && w.body.tooLarge) {
 		w.status, w.buf = status, new(bytes.Buffer)
 		return
 	}
+	w.sent = true
 	w.ResponseWriter.WriteHeader(status)
 }
 
 func (w *codedErrorWriter) Write(b []byte) (int, error) {
+	if w.buf == nil && !w.sent {
+		w.WriteHeader(http.StatusOK)
+	}
 	if w.buf != nil {
 		return w.buf.Write(b)
 	}
@@ -126,6 +272,11 @@ func (w *codedErrorWriter) Write(b []byte) (int, error) {
 
 func (w *codedErrorWriter) finish() {
 	if w.buf == nil {
+		return
+	}
+	if w.body != nil && w.body.tooLarge {
+		w.Header().Del("Content-Length")
+		writeError(w.ResponseWriter, http.StatusRequestEntityTooLarge, model.ErrorCodePayloadTooLarge, tooLargeMessage(w.maxBody))
 		return
 	}
 	body := w.buf.Bytes()
@@ -145,6 +296,11 @@ func (w *codedErrorWriter) finish() {
 				ext["code"] = string(model.ErrorCodeBadRequest)
 				changed = true
 			}
+			// gqlgen's message for undecodable JSON quotes the whole body, passwords included.
+			if msg, _ := e["message"].(string); strings.HasPrefix(msg, "json request body could not be decoded") {
+				e["message"] = "the request body is not valid JSON"
+				changed = true
+			}
 		}
 		if changed {
 			if b, err := json.Marshal(resp); err == nil {
@@ -155,13 +311,4 @@ func (w *codedErrorWriter) finish() {
 	}
 	w.ResponseWriter.WriteHeader(w.status)
 	_, _ = w.ResponseWriter.Write(body)
-}
-
-// clientIP is the socket's peer address. Forwarded headers are not trusted: anyone can send them.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return strings.TrimSpace(r.RemoteAddr)
-	}
-	return host
 }

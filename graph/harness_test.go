@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -45,6 +46,7 @@ type envOpt struct {
 	realTime bool
 	params   *password.Params
 	dataDir  string
+	logger   *slog.Logger
 }
 
 // newEnv starts a server on the database dsn. vars override environment variables.
@@ -65,6 +67,9 @@ func newEnv(t *testing.T, dsn string, o envOpt) *env {
 	opts := app.Options{Password: &cheap, Logger: discardLogger()}
 	if o.params != nil {
 		opts.Password = o.params
+	}
+	if o.logger != nil {
+		opts.Logger = o.logger
 	}
 	if !o.realTime {
 		e.clock = newClock()

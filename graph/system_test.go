@@ -352,7 +352,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 
 func TestHTTPEndpoints(t *testing.T) {
 	dev := newEnv(t, testdb.SQLite(t), envOpt{})
-	prod := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"APP_ENV": "production"}})
+	prod := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32)}})
 	get := func(url string) (int, string) {
 		res, err := http.Get(url)
 		if err != nil {

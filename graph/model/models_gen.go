@@ -144,8 +144,17 @@ const (
 	ErrorCodeEmailTaken ErrorCode = "EMAIL_TAKEN"
 	// Something failed on the server; details are only in the server log.
 	ErrorCodeInternalServerError ErrorCode = "INTERNAL_SERVER_ERROR"
-	// The HTTP request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET.
+	// The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
+	// JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
 	ErrorCodeBadRequest ErrorCode = "BAD_REQUEST"
+	// Too many attempts from this client or for this account: wait `extensions.retryAfter` seconds.
+	ErrorCodeRateLimited ErrorCode = "RATE_LIMITED"
+	// The request body is larger than the server accepts.
+	ErrorCodePayloadTooLarge ErrorCode = "PAYLOAD_TOO_LARGE"
+	// The operation is nested deeper than the server allows.
+	ErrorCodeDepthLimitExceeded ErrorCode = "DEPTH_LIMIT_EXCEEDED"
+	// The operation would cost more than the server allows (too many fields or aliases).
+	ErrorCodeComplexityLimitExceeded ErrorCode = "COMPLEXITY_LIMIT_EXCEEDED"
 	// The query could not be parsed.
 	ErrorCodeGraphqlParseFailed ErrorCode = "GRAPHQL_PARSE_FAILED"
 	// The query does not match the schema.
@@ -161,13 +170,17 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeEmailTaken,
 	ErrorCodeInternalServerError,
 	ErrorCodeBadRequest,
+	ErrorCodeRateLimited,
+	ErrorCodePayloadTooLarge,
+	ErrorCodeDepthLimitExceeded,
+	ErrorCodeComplexityLimitExceeded,
 	ErrorCodeGraphqlParseFailed,
 	ErrorCodeGraphqlValidationFailed,
 }
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeBadRequest, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed:
+	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed:
 		return true
 	}
 	return false

@@ -1,0 +1,167 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Compile-time checks that every implementation satisfies Limiter.
+var (
+	_ Limiter = (*Memory)(nil)
+	_ Limiter = (*Redis)(nil)
+	_ Limiter = (*Fallback)(nil)
+)
+
+// defaultRetryInterval is how long Fallback waits after a primary failure
+// before trying the primary again.
+const defaultRetryInterval = 5 * time.Second
+
+// Fallback uses primary (normally Redis) and, when a primary call fails,
+// answers that call from secondary (normally Memory) instead of returning
+// the error, so a Redis outage never fails a login; protection merely
+// degrades to per-replica counting.
+//
+// It logs one Warn line when it switches to the secondary and one Info line
+// when the primary works again, not one per request, so an outage does not
+// flood the logs. After a failure it does not try the primary again for
+// RetryInterval; meanwhile calls go straight to the secondary, so requests
+// do not each pay a connection timeout against a dead Redis. Once the
+// interval has passed a single call probes the primary while the others keep
+// using the secondary.
+//
+// Counts are not copied between the two limiters: an event counted in one
+// and undone or reset while the other is in use is not taken back, and an
+// attacker gets at most one fresh window's worth of attempts per switch.
+type Fallback struct {
+	// RetryInterval is how long to use only the secondary after a primary
+	// failure; NewFallback sets 5s and <= 0 also means 5s. Set it before
+	// first use.
+	RetryInterval time.Duration
+
+	primary, secondary Limiter
+	log                *slog.Logger
+	now                func() time.Time // replaced in tests
+
+	mu       sync.Mutex
+	degraded bool
+	lastTry  time.Time // when the primary last failed or was last probed
+}
+
+// NewFallback returns a Fallback over primary and secondary that logs state
+// changes to log; a nil log means slog.Default().
+func NewFallback(primary, secondary Limiter, log *slog.Logger) *Fallback {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Fallback{
+		RetryInterval: defaultRetryInterval,
+		primary:       primary,
+		secondary:     secondary,
+		log:           log,
+		now:           time.Now,
+	}
+}
+
+// Degraded reports whether calls are currently answered by the secondary
+// because the primary failed, e.g. for a health or metrics endpoint.
+func (f *Fallback) Degraded() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.degraded
+}
+
+// Hit implements Limiter.
+func (f *Fallback) Hit(ctx context.Context, key string, r Rate) (Result, error) {
+	return call(ctx, f, "hit", func(l Limiter) (Result, error) { return l.Hit(ctx, key, r) })
+}
+
+// Undo implements Limiter.
+func (f *Fallback) Undo(ctx context.Context, key string) error {
+	_, err := call(ctx, f, "undo", func(l Limiter) (struct{}, error) { return struct{}{}, l.Undo(ctx, key) })
+	return err
+}
+
+// Reset implements Limiter.
+func (f *Fallback) Reset(ctx context.Context, key string) error {
+	_, err := call(ctx, f, "reset", func(l Limiter) (struct{}, error) { return struct{}{}, l.Reset(ctx, key) })
+	return err
+}
+
+// call runs op on the primary when it is healthy or due for a probe, and on
+// the secondary otherwise or when the primary fails.
+func call[T any](ctx context.Context, f *Fallback, name string, op func(Limiter) (T, error)) (T, error) {
+	usePrimary, probe := f.route()
+	if !usePrimary {
+		return op(f.secondary)
+	}
+	v, err := op(f.primary)
+	if err == nil {
+		f.succeeded(probe)
+		return v, nil
+	}
+	// A caller that gave up (client disconnected) says nothing about the
+	// primary's health. Deadlines still count: a hanging Redis shows up as
+	// exactly that.
+	if !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+		f.failed(name, err)
+	}
+	return op(f.secondary)
+}
+
+func (f *Fallback) retryInterval() time.Duration {
+	if f.RetryInterval <= 0 {
+		return defaultRetryInterval
+	}
+	return f.RetryInterval
+}
+
+// route decides where the next call goes. While degraded, the first call
+// after RetryInterval claims the probe by moving lastTry forward, so
+// concurrent calls do not all pile onto a primary that may still be down.
+func (f *Fallback) route() (usePrimary, probe bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.degraded {
+		return true, false
+	}
+	now := f.now()
+	if now.Sub(f.lastTry) < f.retryInterval() {
+		return false, false
+	}
+	f.lastTry = now
+	return true, true
+}
+
+// succeeded records a primary success. Only a probe may end degradation: a
+// call that was already in flight when the primary failed can succeed late,
+// and must not make the next calls skip the retry interval.
+func (f *Fallback) succeeded(probe bool) {
+	if !probe {
+		return
+	}
+	f.mu.Lock()
+	recovered := f.degraded
+	f.degraded = false
+	f.mu.Unlock()
+	if recovered {
+		f.log.Info("ratelimit: primary limiter recovered; no longer using in-memory fallback")
+	}
+}
+
+// failed records a primary failure and logs only the healthy->degraded
+// transition, so a burst of failing calls produces one line.
+func (f *Fallback) failed(op string, err error) {
+	f.mu.Lock()
+	switched := !f.degraded
+	f.degraded = true
+	f.lastTry = f.now()
+	interval := f.retryInterval()
+	f.mu.Unlock()
+	if switched {
+		f.log.Warn("ratelimit: primary limiter failed; using in-memory fallback",
+			"op", op, "error", err, "retry_interval", interval)
+	}
+}
