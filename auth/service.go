@@ -581,8 +581,11 @@ func ValidatePassword(field, pw string) error {
 	return nil
 }
 
-// optional returns nil for an empty string, else the string cut to at most max bytes on a rune boundary.
+// optional returns nil for an empty string, else the string made valid UTF-8 without NUL bytes (a
+// header may carry any byte; Postgres text accepts neither) and cut to at most max bytes on a rune
+// boundary.
 func optional(s string, max int) *string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 	if s == "" {
 		return nil
 	}

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"gqlauth/ratelimit"
 )
 
 func load(vars map[string]string) (*Config, error) {
@@ -45,5 +48,67 @@ func TestInvalid(t *testing.T) {
 	c, err := load(map[string]string{"JWT_SECRET": strings.Repeat("x", 32), "DATABASE_URL": "postgres://u@h/db"})
 	if err != nil || len(c.JWTSecret) != 32 || c.DatabaseURL != "postgres://u@h/db" {
 		t.Fatalf("valid config rejected: %v", err)
+	}
+}
+
+func TestProductionRefusesUnsafeSettings(t *testing.T) {
+	key := t.TempDir() + "/key.pem"
+	if err := os.WriteFile(key, []byte("placeholder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want string // "" = accepted
+	}{
+		{"generated key", map[string]string{}, "signing key would be generated"},
+		{"missing key file", map[string]string{"JWT_PRIVATE_KEY_FILE": key + ".missing"}, "cannot be read"},
+		{"short secret", map[string]string{"JWT_SECRET": "short"}, "at least 32 bytes"},
+		{"insecure cookie", map[string]string{"JWT_SECRET": secret, "REFRESH_TOKEN_COOKIE": "true", "COOKIE_SECURE": "false"}, "COOKIE_SECURE=false"},
+		{"wildcard CORS", map[string]string{"JWT_SECRET": secret, "CORS_ALLOWED_ORIGINS": "https://app.example.com, *"}, "not *"},
+		{"secret", map[string]string{"JWT_SECRET": secret}, ""},
+		{"key file", map[string]string{"JWT_PRIVATE_KEY_FILE": key}, ""},
+		{"secure cookie", map[string]string{"JWT_SECRET": secret, "REFRESH_TOKEN_COOKIE": "true"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.vars["APP_ENV"] = "production"
+			_, err := load(tc.vars)
+			if tc.want == "" && err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+			// The same settings are accepted in development (except the short secret, refused everywhere).
+			tc.vars["APP_ENV"] = "development"
+			if _, err := load(tc.vars); err != nil && tc.name != "short secret" {
+				t.Fatalf("development rejected: %v", err)
+			}
+		})
+	}
+}
+
+func TestHardeningSettings(t *testing.T) {
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LoginRateLimit.String() != (ratelimit.Rate{Limit: 10, Window: 15 * time.Minute}).String() ||
+		c.LoginIPRateLimit.Limit != 300 || c.RegisterRateLimit.Limit != 1000 || c.RegisterRateLimit.Window != time.Hour ||
+		c.MaxQueryDepth != 15 || c.MaxBodyBytes != 1<<20 || c.PasswordHashConcurrency < 1 || !c.CookieSecure {
+		t.Fatalf("hardening defaults: %+v", c)
+	}
+	c, err = load(map[string]string{"LOGIN_RATE_LIMIT": "off", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,::1"})
+	if err != nil || c.LoginRateLimit.Enabled() || len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" {
+		t.Fatalf("parsed: %+v %v", c, err)
+	}
+	for _, vars := range []map[string]string{
+		{"LOGIN_RATE_LIMIT": "10 per minute"}, {"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"},
+		{"MAX_QUERY_DEPTH": "0"}, {"MAX_BODY_BYTES": "lots"}, {"REDIS_URL": "localhost:6379"}, {"COOKIE_SECURE": "maybe"},
+	} {
+		if _, err := load(vars); err == nil {
+			t.Errorf("%v accepted", vars)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,19 @@ func TestChangePassword(t *testing.T) {
 		login := `mutation($i: LoginInput!) { login(input: $i) { accessToken } }`
 		wantCode(t, e.post(login, map[string]any{"i": map[string]any{"email": "alice@example.com", "password": pw}}), "INVALID_CREDENTIALS", "")
 		e.login("alice@example.com", "new password 1")
+	})
+}
+
+// Headers may carry bytes that are not UTF-8; Postgres refuses those in text columns, so they must
+// not turn a login into an internal error.
+func TestUnusualUserAgent(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn, envOpt{})
+		e.register("alice@example.com", pw)
+		long := strings.Repeat("é", 600)
+		for _, ua := range []string{"agent \xff\xfe/1.0", long} {
+			p := e.login("alice@example.com", pw, "User-Agent", ua)
+			wantOK(t, e.refresh(p.RefreshToken, "User-Agent", ua))
+		}
 	})
 }
