@@ -95,6 +95,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, cancel: cancel, closeLimiter: closeLimiter}, nil
 }
 
+// Server returns the HTTP server for the handler, with timeouts that keep slow or idle clients from
+// holding connections: a header must arrive within 5s, a whole request within 15s, and a response
+// must be written within 30s.
+func (a *App) Server(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
 // Close stops background work and closes the database.
 func (a *App) Close() error {
 	a.cancel()
