@@ -84,14 +84,26 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	svc.Start(runCtx)
-	h := graph.NewHandler(svc, graph.Options{
+	sameSite := http.SameSiteStrictMode
+	if cfg.CookieSameSite == "lax" {
+		sameSite = http.SameSiteLaxMode
+	}
+	h, err := graph.NewHandler(svc, graph.Options{
 		Logger:         opts.Logger,
 		Development:    !cfg.Production(),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxDepth:       cfg.MaxQueryDepth,
 		MaxComplexity:  cfg.MaxQueryComplexity,
 		TrustedProxies: cfg.TrustedProxies,
+		Cookie:         graph.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},
+		CORSOrigins:    cfg.CORSAllowedOrigins,
 	})
+	if err != nil {
+		cancel()
+		closeLimiter()
+		_ = db.Close()
+		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
+	}
 	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, cancel: cancel, closeLimiter: closeLimiter}, nil
 }
 

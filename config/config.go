@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -52,9 +53,10 @@ type Config struct {
 	MaxBodyBytes            int64          // MAX_BODY_BYTES
 	PasswordHashConcurrency int            // PASSWORD_HASH_CONCURRENCY: argon2id hashes run at once
 
-	// Browser settings, validated here so that production refuses unsafe values.
-	RefreshTokenCookie bool     // REFRESH_TOKEN_COOKIE
+	// Browser clients.
+	RefreshTokenCookie bool     // REFRESH_TOKEN_COOKIE: the refresh token travels in an HttpOnly cookie
 	CookieSecure       bool     // COOKIE_SECURE
+	CookieSameSite     string   // COOKIE_SAMESITE: strict or lax
 	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS (comma-separated)
 }
 
@@ -136,9 +138,10 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		PasswordHashConcurrency: int(integer("PASSWORD_HASH_CONCURRENCY", int64(runtime.NumCPU()))),
 		RefreshTokenCookie:      boolean("REFRESH_TOKEN_COOKIE", false),
 		CookieSecure:            boolean("COOKIE_SECURE", true),
+		CookieSameSite:          strings.ToLower(get("COOKIE_SAMESITE", "strict")),
 	}
 	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS", ""), ",") {
-		if o = strings.TrimSpace(o); o != "" {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
 			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
 		}
 	}
@@ -218,6 +221,18 @@ func (c *Config) Validate() error {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		bad("REDIS_URL must start with redis:// or rediss://")
+	}
+	if c.CookieSameSite != "strict" && c.CookieSameSite != "lax" {
+		bad("COOKIE_SAMESITE=%q: must be strict or lax", c.CookieSameSite)
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com", o)
+		}
 	}
 	if c.Production() {
 		// Settings that are convenient on a laptop and dangerous on the internet.

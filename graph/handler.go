@@ -21,6 +21,7 @@ const (
 	PathGraphQL = "/graphql"
 	PathHealth  = "/healthz"
 	PathJWKS    = "/.well-known/jwks.json"
+	PathSchema  = "/graphql/schema.graphql"
 )
 
 // DefaultMaxBodyBytes caps a GraphQL request body.
@@ -40,6 +41,11 @@ type Options struct {
 	MaxComplexity int
 	// TrustedProxies are the peers whose X-Forwarded-For header names the client.
 	TrustedProxies []netip.Prefix
+	// Cookie configures cookie mode (the refresh token in an HttpOnly cookie).
+	Cookie CookieOptions
+	// CORSOrigins are the browser origins allowed to call the API with credentials ("*": any origin,
+	// without credentials). Cross-origin POSTs from other origins are refused.
+	CORSOrigins []string
 }
 
 // Defaults of the query limits.
@@ -48,10 +54,10 @@ const (
 	DefaultMaxComplexity = 200
 )
 
-// NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the IDE at / (in
-// development), /healthz and the JWKS. main and every GraphQL test use it, so tests exercise the real
-// middleware, directive and error presenter.
-func NewHandler(svc *auth.Service, opts Options) http.Handler {
+// NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the SDL, the IDE at /
+// (in development), /healthz and the JWKS. main and every GraphQL test use it, so tests exercise the
+// real middleware, directive and error presenter. It fails only on an invalid CORS origin.
+func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -64,7 +70,7 @@ func NewHandler(svc *auth.Service, opts Options) http.Handler {
 	if opts.MaxComplexity <= 0 {
 		opts.MaxComplexity = DefaultMaxComplexity
 	}
-	cfg := Config{Resolvers: &Resolver{Auth: svc}}
+	cfg := Config{Resolvers: &Resolver{Auth: svc, Cookies: opts.Cookie}}
 	cfg.Directives.Auth = authDirective
 	cfg.Directives.Public = publicDirective
 
@@ -81,9 +87,22 @@ func NewHandler(svc *auth.Service, opts Options) http.Handler {
 	srv.SetRecoverFunc(recoverPanic(opts.Logger))
 
 	mux := http.NewServeMux()
-	endpoint := graphqlEndpoint(svc, srv, opts)
+	cors := newCORS(opts.CORSOrigins)
+	endpoint, err := csrf(opts.CORSOrigins, cors.wrap(graphqlEndpoint(svc, srv, opts)))
+	if err != nil {
+		return nil, err
+	}
 	mux.Handle("GET "+PathGraphQL, endpoint)
 	mux.Handle("POST "+PathGraphQL, endpoint)
+	mux.HandleFunc("OPTIONS "+PathGraphQL, cors.preflight)
+	mux.HandleFunc("GET "+PathSchema, func(w http.ResponseWriter, _ *http.Request) {
+		// The schema file itself, as compiled into this binary: the contract for code generators.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		for _, src := range sources {
+			_, _ = w.Write([]byte(src.Input))
+		}
+	})
 	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -97,7 +116,7 @@ func NewHandler(svc *auth.Service, opts Options) http.Handler {
 	if opts.Development {
 		mux.Handle("GET /{$}", playground.Handler("gqlauth", PathGraphQL))
 	}
-	return mux
+	return mux, nil
 }
 
 // graphqlEndpoint puts the request's credentials in the context (without checking them: public
@@ -125,6 +144,7 @@ func graphqlEndpoint(svc *auth.Service, srv *handler.Server, opts Options) http.
 			UserAgent: r.UserAgent(),
 			IP:        clientIP(r, opts.TrustedProxies),
 		})
+		ctx = withExchange(ctx, w, r)
 		cw := &codedErrorWriter{ResponseWriter: w, body: body, maxBody: opts.MaxBodyBytes}
 		srv.ServeHTTP(cw, r.WithContext(ctx))
 		cw.finish()

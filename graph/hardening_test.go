@@ -288,7 +288,11 @@ func TestResolverPanicIsRecovered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(graph.NewHandler(svc, graph.Options{Logger: log}))
+	h, err := graph.NewHandler(svc, graph.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	e := &env{t: t, srv: srv}
 	for range 2 {

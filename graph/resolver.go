@@ -8,7 +8,8 @@ package graph
 
 import "gqlauth/auth"
 
-// Resolver is the root resolver: it only holds the auth service.
+// Resolver is the root resolver: the auth service, and how refresh tokens travel (body or cookie).
 type Resolver struct {
-	Auth *auth.Service
+	Auth    *auth.Service
+	Cookies CookieOptions
 }

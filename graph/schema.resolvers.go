@@ -15,26 +15,36 @@ import (
 
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
-	return payload(r.Auth.Register(ctx, input.Email, input.Password, auth.ClientFromContext(ctx)))
+	p, err := r.Auth.Register(ctx, input.Email, input.Password, auth.ClientFromContext(ctx))
+	return r.payload(ctx, p, err)
 }
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error) {
-	return payload(r.Auth.Login(ctx, input.Email, input.Password, auth.ClientFromContext(ctx)))
+	p, err := r.Auth.Login(ctx, input.Email, input.Password, auth.ClientFromContext(ctx))
+	return r.payload(ctx, p, err)
 }
 
 // RefreshToken is the resolver for the refreshToken field.
 func (r *mutationResolver) RefreshToken(ctx context.Context, refreshToken *string) (*model.AuthPayload, error) {
-	if refreshToken == nil {
+	raw, fromCookie := r.presentedRefreshToken(ctx, refreshToken)
+	if raw == "" {
 		return nil, auth.ErrRefreshTokenInvalid
 	}
-	return payload(r.Auth.Refresh(ctx, *refreshToken, auth.ClientFromContext(ctx)))
+	p, err := r.Auth.Refresh(ctx, raw, auth.ClientFromContext(ctx))
+	if fromCookie && errors.Is(err, auth.ErrRefreshTokenInvalid) {
+		r.Cookies.clearRefreshCookie(ctx) // dead: stop the browser from sending it
+	}
+	return r.payload(ctx, p, err)
 }
 
 // Logout is the resolver for the logout field.
 func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bool, error) {
-	if refreshToken != nil {
-		return true, r.Auth.Logout(ctx, *refreshToken)
+	if raw, fromCookie := r.presentedRefreshToken(ctx, refreshToken); raw != "" {
+		if fromCookie {
+			r.Cookies.clearRefreshCookie(ctx)
+		}
+		return true, r.Auth.Logout(ctx, raw)
 	}
 	// No refresh token: end the session of the caller's access token.
 	p, err := principal(ctx)
@@ -42,10 +52,12 @@ func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bo
 	case errors.Is(err, auth.ErrTokenMissing):
 		return false, auth.ErrRefreshTokenInvalid
 	case errors.Is(err, auth.ErrSessionRevoked):
+		r.Cookies.clearRefreshCookie(ctx)
 		return true, nil // already logged out: idempotent
 	case err != nil:
 		return false, err
 	}
+	r.Cookies.clearRefreshCookie(ctx)
 	return true, r.Auth.LogoutSession(ctx, p)
 }
 
@@ -55,7 +67,11 @@ func (r *mutationResolver) LogoutAll(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return r.Auth.LogoutAll(ctx, p)
+	n, err := r.Auth.LogoutAll(ctx, p)
+	if err == nil {
+		r.Cookies.clearRefreshCookie(ctx) // this session was revoked too
+	}
+	return n, err
 }
 
 // RevokeSession is the resolver for the revokeSession field.
@@ -64,7 +80,11 @@ func (r *mutationResolver) RevokeSession(ctx context.Context, id string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	return r.Auth.RevokeSession(ctx, p, id)
+	ok, err := r.Auth.RevokeSession(ctx, p, id)
+	if ok && id == p.SessionID {
+		r.Cookies.clearRefreshCookie(ctx)
+	}
+	return ok, err
 }
 
 // ChangePassword is the resolver for the changePassword field.
@@ -73,7 +93,8 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, input model.Chang
 	if err != nil {
 		return nil, err
 	}
-	return payload(r.Auth.ChangePassword(ctx, p, input.CurrentPassword, input.NewPassword, auth.ClientFromContext(ctx)))
+	pair, err := r.Auth.ChangePassword(ctx, p, input.CurrentPassword, input.NewPassword, auth.ClientFromContext(ctx))
+	return r.payload(ctx, pair, err)
 }
 
 // Me is the resolver for the me field.
