@@ -180,4 +180,3 @@ func csrf(origins []string, next http.Handler) (http.Handler, error) {
 	}))
 	return p.Handler(next), nil
 }
-

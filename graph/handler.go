@@ -54,8 +54,8 @@ const (
 	DefaultMaxComplexity = 200
 )
 
-// NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the SDL, the IDE at /
-// (in development), /healthz and the JWKS. main and every GraphQL test use it, so tests exercise the
+// NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the IDE at / and the
+// SDL (in development), /healthz and the JWKS. main and every GraphQL test use it, so tests exercise the
 // real middleware, directive and error presenter. It fails only on an invalid CORS origin.
 func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
@@ -95,14 +95,6 @@ func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	mux.Handle("GET "+PathGraphQL, endpoint)
 	mux.Handle("POST "+PathGraphQL, endpoint)
 	mux.HandleFunc("OPTIONS "+PathGraphQL, cors.preflight)
-	mux.HandleFunc("GET "+PathSchema, func(w http.ResponseWriter, _ *http.Request) {
-		// The schema file itself, as compiled into this binary: the contract for code generators.
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		for _, src := range sources {
-			_, _ = w.Write([]byte(src.Input))
-		}
-	})
 	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -114,7 +106,16 @@ func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 		_, _ = w.Write(jwks)
 	})
 	if opts.Development {
+		// Like introspection, the IDE and the SDL advertise the API: development only.
 		mux.Handle("GET /{$}", playground.Handler("gqlauth", PathGraphQL))
+		mux.HandleFunc("GET "+PathSchema, func(w http.ResponseWriter, _ *http.Request) {
+			// The schema file itself, as compiled into this binary: the contract for code generators.
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-cache")
+			for _, src := range sources {
+				_, _ = w.Write([]byte(src.Input))
+			}
+		})
 	}
 	return mux, nil
 }
