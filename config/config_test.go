@@ -99,6 +99,10 @@ func TestHardeningSettings(t *testing.T) {
 		c.MaxQueryDepth != 15 || c.MaxBodyBytes != 1<<20 || c.PasswordHashConcurrency < 1 || !c.CookieSecure {
 		t.Fatalf("hardening defaults: %+v", c)
 	}
+	c, err = load(map[string]string{"CORS_ALLOWED_ORIGINS": "https://app.example.com/, http://localhost:5173", "COOKIE_SAMESITE": "Lax"})
+	if err != nil || len(c.CORSAllowedOrigins) != 2 || c.CORSAllowedOrigins[0] != "https://app.example.com" || c.CookieSameSite != "lax" {
+		t.Fatalf("browser settings: %+v %v", c, err)
+	}
 	c, err = load(map[string]string{"LOGIN_RATE_LIMIT": "off", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,::1"})
 	if err != nil || c.LoginRateLimit.Enabled() || len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" {
 		t.Fatalf("parsed: %+v %v", c, err)
@@ -106,6 +110,8 @@ func TestHardeningSettings(t *testing.T) {
 	for _, vars := range []map[string]string{
 		{"LOGIN_RATE_LIMIT": "10 per minute"}, {"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"},
 		{"MAX_QUERY_DEPTH": "0"}, {"MAX_BODY_BYTES": "lots"}, {"REDIS_URL": "localhost:6379"}, {"COOKIE_SECURE": "maybe"},
+		{"COOKIE_SAMESITE": "none"}, {"CORS_ALLOWED_ORIGINS": "app.example.com"}, {"CORS_ALLOWED_ORIGINS": "https://app.example.com/login"},
+		{"CORS_ALLOWED_ORIGINS": "ftp://app.example.com"},
 	} {
 		if _, err := load(vars); err == nil {
 			t.Errorf("%v accepted", vars)
