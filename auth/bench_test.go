@@ -2,17 +2,11 @@ package auth_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"os"
 	"testing"
-	"time"
 
 	"gqlauth/auth"
 	"gqlauth/internal/testdb"
-	"gqlauth/password"
-	"gqlauth/store"
-	"gqlauth/token"
 )
 
 // BenchmarkAuthenticate measures what @auth costs per request: verifying the access token plus the
@@ -29,25 +23,13 @@ func BenchmarkAuthenticate(b *testing.B) {
 
 func benchAuthenticate(b *testing.B, dsn string) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	tokens, err := token.NewEdDSAIssuer(key, token.Options{Issuer: "i", Audience: "a", TTL: 15 * time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cheap := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	svc, _ := newTestService(b, dsn, auth.Options{})
+	// Each sub-benchmark gets its own service (so its own revocation cache) over the same store.
 	newSvc := func() *auth.Service {
-		svc, err := auth.NewService(db, tokens, auth.Options{RefreshTokenTTL: time.Hour, Password: cheap})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return svc
+		s, _ := newTestService(b, dsn, auth.Options{})
+		return s
 	}
-	p, err := newSvc().Register(ctx, "bench@example.com", "bench password", auth.Client{})
+	p, err := svc.Register(ctx, "bench@example.com", "bench password", auth.Client{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
@@ -11,8 +9,6 @@ import (
 
 	"gqlauth/auth"
 	"gqlauth/internal/testdb"
-	"gqlauth/password"
-	"gqlauth/store"
 	"gqlauth/token"
 )
 
@@ -23,23 +19,7 @@ import (
 //	go test -run='^$' -fuzz=FuzzRefresh -fuzztime=1m ./auth/
 func FuzzRefresh(f *testing.F) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, testdb.SQLite(f))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = db.Close() })
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	tokens, err := token.NewEdDSAIssuer(key, token.Options{Issuer: "i", Audience: "a", TTL: time.Minute})
-	if err != nil {
-		f.Fatal(err)
-	}
-	svc, err := auth.NewService(db, tokens, auth.Options{
-		RefreshTokenTTL: time.Hour, RefreshReuseGrace: time.Hour,
-		Password: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	svc, _ := newTestService(f, testdb.SQLite(f), auth.Options{RefreshReuseGrace: time.Hour})
 	p, err := svc.Register(ctx, "fuzz@example.com", "fuzz password", auth.Client{})
 	if err != nil {
 		f.Fatal(err)

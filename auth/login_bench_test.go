@@ -3,10 +3,7 @@ package auth_test
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
-	"log/slog"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -20,8 +17,6 @@ import (
 	"gqlauth/auth"
 	"gqlauth/internal/testdb"
 	"gqlauth/password"
-	"gqlauth/store"
-	"gqlauth/token"
 )
 
 const (
@@ -35,27 +30,8 @@ const (
 // every login would otherwise write a line.
 func newLoginBenchService(b *testing.B, hashConcurrency int) *auth.Service {
 	b.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testdb.SQLite(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	tokens, err := token.NewEdDSAIssuer(key, token.Options{Issuer: "i", Audience: "a", TTL: 15 * time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	svc, err := auth.NewService(db, tokens, auth.Options{
-		RefreshTokenTTL: time.Hour,
-		Password:        password.Default,
-		HashConcurrency: hashConcurrency,
-		Logger:          slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := svc.Register(ctx, loginBenchEmail, loginBenchPassword, auth.Client{}); err != nil {
+	svc, _ := newTestService(b, testdb.SQLite(b), auth.Options{Password: password.Default, HashConcurrency: hashConcurrency})
+	if _, err := svc.Register(context.Background(), loginBenchEmail, loginBenchPassword, auth.Client{}); err != nil {
 		b.Fatal(err)
 	}
 	return svc

@@ -1,8 +1,6 @@
 package graph_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -12,31 +10,6 @@ import (
 
 	"gqlauth/internal/testdb"
 )
-
-// do sends a GraphQL POST and returns the HTTP response (body already read into the response).
-func (e *env) do(query string, vars map[string]any, headers ...string) (*http.Response, response) {
-	e.t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("http: %v", err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := response{Status: res.StatusCode, Raw: string(raw)}
-	var out struct {
-		Data   map[string]json.RawMessage `json:"data"`
-		Errors []gqlError                  `json:"errors"`
-	}
-	_ = json.Unmarshal(raw, &out)
-	r.Data, r.Errors = out.Data, out.Errors
-	return res, r
-}
 
 func refreshCookie(t *testing.T, res *http.Response, name string) *http.Cookie {
 	t.Helper()

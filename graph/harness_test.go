@@ -130,16 +130,31 @@ func (r response) decode(t *testing.T, field string, v any) {
 // post sends a GraphQL request; headers are name, value pairs.
 func (e *env) post(query string, vars map[string]any, headers ...string) response {
 	e.t.Helper()
+	_, r := e.do(query, vars, headers...)
+	return r
+}
+
+// do is post that also returns the HTTP response (its body already read into the response).
+func (e *env) do(query string, vars map[string]any, headers ...string) (*http.Response, response) {
+	e.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	return e.send(req)
+	return e.roundTrip(req)
 }
 
+// send sends any request and decodes the GraphQL response.
 func (e *env) send(req *http.Request) response {
+	e.t.Helper()
+	_, r := e.roundTrip(req)
+	return r
+}
+
+// roundTrip fails the test on a transport error, a 5xx or a body that is not JSON.
+func (e *env) roundTrip(req *http.Request) (*http.Response, response) {
 	e.t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -159,7 +174,7 @@ func (e *env) send(req *http.Request) response {
 	if res.StatusCode >= 500 {
 		e.t.Fatalf("status %d: %s", res.StatusCode, raw)
 	}
-	return r
+	return res, r
 }
 
 // bearer returns the header pair for an access token.

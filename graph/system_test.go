@@ -25,8 +25,9 @@ import (
 	"gqlauth/password"
 )
 
-// Fail closed: every root field must say whether it is protected (@auth) or deliberately public.
-func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
+// loadSchema parses the contract, schema.graphqls.
+func loadSchema(t *testing.T) *ast.Schema {
+	t.Helper()
 	src, err := os.ReadFile(filepath.Join("..", "schema.graphqls"))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,12 @@ func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
+	return schema
+}
+
+// Fail closed: every root field must say whether it is protected (@auth) or deliberately public.
+func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
+	schema := loadSchema(t)
 	checked := 0
 	for _, root := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
 		if root == nil {
@@ -58,14 +65,7 @@ func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
 
 // schema.graphqls is the contract: every type, field, argument, enum value and directive is described.
 func TestSchemaIsDocumented(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "schema.graphqls"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphqls", Input: string(src)})
-	if gerr != nil {
-		t.Fatal(gerr)
-	}
+	schema := loadSchema(t)
 	missing := func(what string) { t.Errorf("no description: %s", what) }
 	args := func(owner string, list ast.ArgumentDefinitionList) {
 		for _, a := range list {
