@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -58,6 +59,16 @@ type Config struct {
 	CookieSecure       bool     // COOKIE_SECURE
 	CookieSameSite     string   // COOKIE_SAMESITE: strict or lax
 	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS (comma-separated)
+
+	// Operations.
+	LogFormat         string        // LOG_FORMAT: text or json
+	LogLevel          slog.Level    // LOG_LEVEL: debug, info, warn or error
+	ShutdownTimeout   time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests may finish
+	JanitorInterval   time.Duration // JANITOR_INTERVAL: 0 disables the janitor
+	JanitorRetention  time.Duration // JANITOR_RETENTION: keep expired/revoked sessions this long
+	JWTKeysDir        string        // JWT_KEYS_DIR: rotating Ed25519 keys shared by replicas
+	KeyReloadInterval time.Duration // KEY_RELOAD_INTERVAL: how often JWT_KEYS_DIR is re-read
+	DBMaxOpenConns    int           // DB_MAX_OPEN_CONNS: 0 means the engine's default
 }
 
 // Production reports whether APP_ENV is production.
@@ -139,6 +150,17 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		RefreshTokenCookie:      boolean("REFRESH_TOKEN_COOKIE", false),
 		CookieSecure:            boolean("COOKIE_SECURE", true),
 		CookieSameSite:          strings.ToLower(get("COOKIE_SAMESITE", "strict")),
+
+		LogFormat:         strings.ToLower(get("LOG_FORMAT", "text")),
+		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", "15s"),
+		JanitorInterval:   dur("JANITOR_INTERVAL", "1h"),
+		JanitorRetention:  dur("JANITOR_RETENTION", "168h"),
+		JWTKeysDir:        get("JWT_KEYS_DIR", ""),
+		KeyReloadInterval: dur("KEY_RELOAD_INTERVAL", "30s"),
+		DBMaxOpenConns:    int(integer("DB_MAX_OPEN_CONNS", 0)),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", get("LOG_LEVEL", "info")))
 	}
 	for _, o := range strings.Split(get("CORS_ALLOWED_ORIGINS", ""), ",") {
 		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
@@ -174,6 +196,16 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
+func countSet(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
+}
+
 // Validate rejects settings that cannot work or are unsafe, naming the variable at fault.
 func (c *Config) Validate() error {
 	var errs []error
@@ -201,8 +233,27 @@ func (c *Config) Validate() error {
 	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < MinSecretLength {
 		bad("JWT_SECRET must be at least %d bytes (got %d); generate one with: head -c 32 /dev/urandom | base64", MinSecretLength, len(c.JWTSecret))
 	}
-	if len(c.JWTSecret) > 0 && c.JWTPrivateKeyFile != "" {
-		bad("set either JWT_SECRET (HS256) or JWT_PRIVATE_KEY_FILE (EdDSA), not both")
+	if n := countSet(len(c.JWTSecret) > 0, c.JWTPrivateKeyFile != "", c.JWTKeysDir != ""); n > 1 {
+		bad("set only one of JWT_SECRET (HS256), JWT_PRIVATE_KEY_FILE (one EdDSA key) or JWT_KEYS_DIR (rotating EdDSA keys)")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT=%q: must be text or json", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.JanitorInterval < 0 || (c.JanitorInterval > 0 && c.JanitorInterval < time.Second) {
+		bad("JANITOR_INTERVAL must be 0 (off) or at least 1s")
+	}
+	if c.JanitorRetention < c.AccessTokenTTL+time.Minute {
+		// Revoked sessions must outlive their access tokens, or another replica's revocation poll could miss them.
+		bad("JANITOR_RETENTION (%s) must exceed ACCESS_TOKEN_TTL by at least 1m", c.JanitorRetention)
+	}
+	if c.KeyReloadInterval < time.Second {
+		bad("KEY_RELOAD_INTERVAL must be at least 1s")
+	}
+	if c.DBMaxOpenConns < 0 {
+		bad("DB_MAX_OPEN_CONNS must not be negative")
 	}
 	if c.JWTIssuer == "" || c.JWTAudience == "" {
 		bad("JWT_ISSUER and JWT_AUDIENCE must not be empty")
@@ -236,8 +287,8 @@ func (c *Config) Validate() error {
 	}
 	if c.Production() {
 		// Settings that are convenient on a laptop and dangerous on the internet.
-		if len(c.JWTSecret) == 0 && c.JWTPrivateKeyFile == "" {
-			bad("APP_ENV=production: a signing key would be generated on this machine; set JWT_PRIVATE_KEY_FILE (Ed25519, PKCS#8 PEM) or JWT_SECRET")
+		if len(c.JWTSecret) == 0 && c.JWTPrivateKeyFile == "" && c.JWTKeysDir == "" {
+			bad("APP_ENV=production: a signing key would be generated on this machine; set JWT_KEYS_DIR, JWT_PRIVATE_KEY_FILE (Ed25519, PKCS#8 PEM) or JWT_SECRET")
 		} else if c.JWTPrivateKeyFile != "" {
 			if _, err := os.Stat(c.JWTPrivateKeyFile); err != nil {
 				bad("APP_ENV=production: JWT_PRIVATE_KEY_FILE %s cannot be read (a new key would be generated): %v", c.JWTPrivateKeyFile, err)

@@ -36,7 +36,12 @@ func TestInvalid(t *testing.T) {
 		{map[string]string{"ACCESS_TOKEN_TTL": "2h", "REFRESH_TOKEN_TTL": "1h"}, "must not be longer"},
 		{map[string]string{"REFRESH_REUSE_GRACE": "-1s"}, "REFRESH_REUSE_GRACE"},
 		{map[string]string{"JWT_SECRET": "short"}, "JWT_SECRET must be at least 32 bytes"},
-		{map[string]string{"JWT_SECRET": strings.Repeat("x", 32), "JWT_PRIVATE_KEY_FILE": "k.pem"}, "not both"},
+		{map[string]string{"JWT_SECRET": strings.Repeat("x", 32), "JWT_PRIVATE_KEY_FILE": "k.pem"}, "set only one of"},
+		{map[string]string{"JWT_KEYS_DIR": "keys", "JWT_PRIVATE_KEY_FILE": "k.pem"}, "set only one of"},
+		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"JANITOR_RETENTION": "10m"}, "JANITOR_RETENTION"},
+		{map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, "SHUTDOWN_TIMEOUT"},
 		{map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
 		{map[string]string{"REVOCATION_POLL_INTERVAL": "5s"}, "REVOCATION_POLL_INTERVAL"},
 	} {
