@@ -48,6 +48,8 @@ type Options struct {
 	// HashConcurrency bounds how many argon2id computations run at once (each takes Password.Memory
 	// KiB), so a login flood queues instead of exhausting memory. 0 means runtime.NumCPU().
 	HashConcurrency int
+	// OnEvent, if set, is called after every authentication event (for metrics). It must be fast.
+	OnEvent func(context.Context, Event)
 }
 
 // Service implements the authentication rules. It is safe for concurrent use.
@@ -127,6 +129,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 		return nil, err
 	}
 	if err := s.limit(ctx, "register:ip:"+c.IP, s.opts.RegisterRate); err != nil {
+		s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeRateLimited, IP: c.IP})
 		return nil, err
 	}
 	hash, err := s.hash(ctx, pw)
@@ -140,9 +143,12 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 		return nil, err
 	}
 	if err := s.store.CreateUser(ctx, u, sess, rt); err != nil {
+		if errors.Is(err, ErrEmailTaken) {
+			s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeFailed, IP: c.IP})
+		}
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	s.log.Info("auth event", "event", "register", "user_id", u.ID, "session_id", sess.ID, "ip", c.IP)
+	s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP})
 	return s.pair(u, sess.ID, raw, sess.ExpiresAt)
 }
 
@@ -162,17 +168,17 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 	// limit. Unknown e-mails are counted exactly like known ones: the limiter reveals nothing either.
 	accountKey, ipKey := loginAccountKey(email, c.IP), "login:ip:"+c.IP
 	if err := s.limit(ctx, accountKey, s.opts.LoginRate); err != nil {
-		s.log.Info("auth event", "event", "login", "outcome", "rate_limited", "ip", c.IP)
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeRateLimited, IP: c.IP})
 		return nil, err
 	}
 	if err := s.limit(ctx, ipKey, s.opts.LoginIPRate); err != nil {
-		s.log.Info("auth event", "event", "login", "outcome", "rate_limited", "ip", c.IP)
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeRateLimited, IP: c.IP})
 		return nil, err
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		_, _, _ = s.verify(ctx, pw, s.dummyHash)
-		s.log.Info("auth event", "event", "login", "outcome", "failed", "ip", c.IP)
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeFailed, IP: c.IP})
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -183,7 +189,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 		return nil, fmt.Errorf("login: stored hash of user %s: %w", u.ID, err)
 	}
 	if !ok {
-		s.log.Info("auth event", "event", "login", "outcome", "failed", "user_id", u.ID, "ip", c.IP)
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeFailed, UserID: u.ID, IP: c.IP})
 		return nil, ErrInvalidCredentials
 	}
 	// Only failures count: a success clears the account's counter and takes back its IP attempt.
@@ -204,7 +210,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	s.log.Info("auth event", "event", "login", "outcome", "ok", "user_id", u.ID, "session_id", sess.ID, "ip", c.IP)
+	s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP})
 	return s.pair(u, sess.ID, raw, sess.ExpiresAt)
 }
 
@@ -239,8 +245,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, err
 				return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
 			}
 			s.revs.add(ids, now)
-			s.log.Warn("auth event", "event", "refresh_token_reuse", "outcome", "session_revoked",
-				"user_id", rt.UserID, "session_id", sess.ID, "ip", c.IP)
+			s.emit(ctx, Event{Kind: EventReuseDetected, Outcome: "session_revoked", UserID: rt.UserID, SessionID: sess.ID, IP: c.IP, Revoked: len(ids)})
 			return nil, ErrRefreshTokenInvalid
 		}
 		newRaw, newHash, err := token.NewRefreshToken()
@@ -260,7 +265,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, err
 		if err != nil {
 			return nil, fmt.Errorf("refresh: %w", err)
 		}
-		s.log.Info("auth event", "event", "refresh", "outcome", "ok", "grace_retry", retry, "user_id", rt.UserID, "session_id", sess.ID, "ip", c.IP)
+		s.emit(ctx, Event{Kind: EventRefresh, Outcome: OutcomeOK, UserID: rt.UserID, SessionID: sess.ID, IP: c.IP})
 		return s.pair(rt.User, sess.ID, newRaw, expires)
 	}
 	return nil, ErrRefreshTokenInvalid
@@ -280,12 +285,12 @@ func (s *Service) Logout(ctx context.Context, raw string) error {
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	return s.revoke(ctx, "logout", rt.UserID, SessionFilter{SessionID: rt.SessionID})
+	return s.revoke(ctx, EventLogout, rt.UserID, SessionFilter{SessionID: rt.SessionID})
 }
 
 // LogoutSession revokes the caller's current session.
 func (s *Service) LogoutSession(ctx context.Context, p *Principal) error {
-	return s.revoke(ctx, "logout", p.UserID, SessionFilter{UserID: p.UserID, SessionID: p.SessionID})
+	return s.revoke(ctx, EventLogout, p.UserID, SessionFilter{UserID: p.UserID, SessionID: p.SessionID})
 }
 
 // LogoutAll revokes every live session of the caller and returns how many it revoked.
@@ -296,7 +301,7 @@ func (s *Service) LogoutAll(ctx context.Context, p *Principal) (int, error) {
 		return 0, fmt.Errorf("logoutAll: %w", err)
 	}
 	s.revs.add(ids, now)
-	s.log.Info("auth event", "event", "logout_all", "user_id", p.UserID, "session_id", p.SessionID, "revoked", len(ids))
+	s.emit(ctx, Event{Kind: EventLogoutAll, Outcome: OutcomeOK, UserID: p.UserID, SessionID: p.SessionID, Revoked: len(ids)})
 	return len(ids), nil
 }
 
@@ -310,20 +315,20 @@ func (s *Service) RevokeSession(ctx context.Context, p *Principal, id string) (b
 	if err != nil {
 		return false, fmt.Errorf("revokeSession: %w", err)
 	}
-	if err := s.revoke(ctx, "revoke_session", p.UserID, SessionFilter{UserID: p.UserID, SessionID: id}); err != nil {
+	if err := s.revoke(ctx, EventRevokeSession, p.UserID, SessionFilter{UserID: p.UserID, SessionID: id}); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-func (s *Service) revoke(ctx context.Context, event, userID string, f SessionFilter) error {
+func (s *Service) revoke(ctx context.Context, event EventKind, userID string, f SessionFilter) error {
 	now := s.now()
 	ids, err := s.store.RevokeSessions(ctx, f, now)
 	if err != nil {
 		return fmt.Errorf("%s: %w", event, err)
 	}
 	s.revs.add(ids, now)
-	s.log.Info("auth event", "event", event, "user_id", userID, "session_id", f.SessionID, "revoked", len(ids))
+	s.emit(ctx, Event{Kind: event, Outcome: OutcomeOK, UserID: userID, SessionID: f.SessionID, Revoked: len(ids)})
 	return nil
 }
 
@@ -348,6 +353,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	// the same per-account budget as failed logins.
 	accountKey := loginAccountKey(u.Email, c.IP)
 	if err := s.limit(ctx, accountKey, s.opts.LoginRate); err != nil {
+		s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeRateLimited, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
 		return nil, err
 	}
 	ok, _, err := s.verify(ctx, current, u.PasswordHash)
@@ -355,7 +361,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return nil, fmt.Errorf("changePassword: stored hash of user %s: %w", u.ID, err)
 	}
 	if !ok {
-		s.log.Info("auth event", "event", "change_password", "outcome", "failed", "user_id", u.ID, "session_id", p.SessionID, "ip", c.IP)
+		s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeFailed, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
 		return nil, ErrInvalidCredentials
 	}
 	s.forgive(ctx, accountKey, "")
@@ -381,7 +387,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	}
 	s.revs.add(ids, now)
 	u.PasswordHash = hash
-	s.log.Info("auth event", "event", "change_password", "outcome", "ok", "user_id", u.ID, "session_id", p.SessionID, "revoked", len(ids), "ip", c.IP)
+	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
 	return s.pair(u, p.SessionID, raw, expires)
 }
 
