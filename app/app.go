@@ -14,6 +14,7 @@ import (
 
 	"gqlauth/auth"
 	"gqlauth/config"
+	"gqlauth/fanout"
 	"gqlauth/graph"
 	"gqlauth/password"
 	"gqlauth/ratelimit"
@@ -59,7 +60,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	limiter, closeLimiter, err := newLimiter(cfg, opts)
+	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -76,6 +77,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		LoginIPRate:            cfg.LoginIPRateLimit,
 		RegisterRate:           cfg.RegisterRateLimit,
 		HashConcurrency:        cfg.PasswordHashConcurrency,
+		Broadcaster:            broadcaster,
 	})
 	if err != nil {
 		closeLimiter()
@@ -129,16 +131,17 @@ func (a *App) Close() error {
 	return a.Store.Close()
 }
 
-// newLimiter returns the in-memory limiter, or with REDIS_URL the Redis one backed by memory: when
-// Redis fails, counting goes on in memory (per instance) instead of failing logins.
-func newLimiter(cfg *config.Config, opts Options) (ratelimit.Limiter, func(), error) {
+// newRedisParts returns the in-memory limiter and no broadcaster or, with REDIS_URL, the Redis
+// limiter backed by memory (when Redis fails, counting goes on in memory instead of failing logins)
+// and the Redis revocation fan-out (when Redis fails, database polling still spreads revocations).
+func newRedisParts(cfg *config.Config, opts Options) (ratelimit.Limiter, auth.Broadcaster, func(), error) {
 	mem := ratelimit.NewMemory(opts.Now)
 	if cfg.RedisURL == "" {
-		return mem, func() {}, nil
+		return mem, nil, func() {}, nil
 	}
 	ropts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
 	client := redis.NewClient(ropts)
@@ -147,7 +150,8 @@ func newLimiter(cfg *config.Config, opts Options) (ratelimit.Limiter, func(), er
 	if err := client.Ping(ctx).Err(); err != nil {
 		opts.Logger.Warn("Redis unreachable at start; rate limits are counted in memory until it answers", "err", err)
 	}
-	return ratelimit.NewFallback(ratelimit.NewRedis(client, "gqlauth:rl:"), mem, opts.Logger), func() { _ = client.Close() }, nil
+	limiter := ratelimit.NewFallback(ratelimit.NewRedis(client, "gqlauth:rl:"), mem, opts.Logger)
+	return limiter, fanout.NewRedis(client, "gqlauth:revocations", opts.Logger), func() { _ = client.Close() }, nil
 }
 
 func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {

@@ -15,6 +15,7 @@ import (
 // callers ask the database directly, so a stalled poller can never keep a revoked session alive.
 type revocations struct {
 	store    Store
+	fanout   Broadcaster // nil without Redis
 	now      func() time.Time
 	interval time.Duration
 	// keep is how long an entry matters: an access token issued before the revocation expires at
@@ -31,15 +32,28 @@ type revocations struct {
 // a poll with a revoked_at earlier than that poll, and clock skew between instances.
 const pollOverlap = 5 * time.Second
 
-func newRevocations(store Store, now func() time.Time, interval, keep time.Duration) *revocations {
-	return &revocations{store: store, now: now, interval: interval, keep: keep, revoked: map[string]time.Time{}}
+func newRevocations(store Store, fanout Broadcaster, now func() time.Time, interval, keep time.Duration) *revocations {
+	return &revocations{store: store, fanout: fanout, now: now, interval: interval, keep: keep, revoked: map[string]time.Time{}}
 }
 
-// add records sessions revoked by this instance.
-func (r *revocations) add(ids []string, at time.Time) {
+// add records sessions revoked by this instance, and tells the other instances at once when a
+// broadcaster is configured. Polling remains the guarantee: a lost broadcast costs only latency.
+func (r *revocations) add(ctx context.Context, ids []string, at time.Time, log *slog.Logger) {
 	if len(ids) == 0 {
 		return
 	}
+	r.record(ids, at)
+	if r.fanout != nil {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 250*time.Millisecond)
+		defer cancel()
+		if err := r.fanout.Publish(pctx, ids); err != nil {
+			log.WarnContext(ctx, "revocation broadcast failed; other instances will see it by polling", "err", err)
+		}
+	}
+}
+
+// record marks sessions revoked in the local set.
+func (r *revocations) record(ids []string, at time.Time) {
 	r.mu.Lock()
 	for _, id := range ids {
 		r.revoked[id] = at

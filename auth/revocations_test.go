@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestRevocationCache(t *testing.T) {
 		},
 		sessionRevoked: func(id string) (bool, error) { return id == "in-db-only", nil },
 	}
-	r := newRevocations(fs, clock, time.Second, 16*time.Minute)
+	r := newRevocations(fs, nil, clock, time.Second, 16*time.Minute)
 
 	// Before any poll the cache is not trusted: the database answers.
 	if rev, _ := r.isRevoked(ctx, "in-db-only"); !rev || fs.dbChecks.Load() != 1 {
@@ -65,7 +66,7 @@ func TestRevocationCache(t *testing.T) {
 		t.Fatalf("fresh cache made %d database checks", fs.dbChecks.Load())
 	}
 	// Local revocations apply at once.
-	r.add([]string{"local"}, now)
+	r.add(ctx, []string{"local"}, now, slog.Default())
 	if rev, _ := r.isRevoked(ctx, "local"); !rev {
 		t.Fatal("local revocation not immediate")
 	}

@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +51,8 @@ type Options struct {
 	HashConcurrency int
 	// OnEvent, if set, is called after every authentication event (for metrics). It must be fast.
 	OnEvent func(context.Context, Event)
+	// Broadcaster, if set, spreads revocations to other instances at once (Redis pub/sub).
+	Broadcaster Broadcaster
 }
 
 // Service implements the authentication rules. It is safe for concurrent use.
@@ -61,6 +64,8 @@ type Service struct {
 	log       *slog.Logger
 	revs      *revocations
 	hashSlots chan struct{}
+
+	broadcastsReceived atomic.Int64
 	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
 	// e-mail costs the same as one with a wrong password and timing does not reveal which accounts exist.
 	dummyHash string
@@ -92,7 +97,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 		opts:      opts,
 		now:       now,
 		log:       opts.Logger,
-		revs:      newRevocations(store, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute),
+		revs:      newRevocations(store, opts.Broadcaster, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute),
 		dummyHash: dummy,
 		hashSlots: make(chan struct{}, opts.HashConcurrency),
 	}, nil
@@ -101,11 +106,21 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 // Start loads recent revocations and keeps polling for new ones until ctx ends. Until the first
 // successful poll, authentication checks each session in the database.
 func (s *Service) Start(ctx context.Context) {
+	if b := s.opts.Broadcaster; b != nil {
+		go b.Subscribe(ctx, func(ids []string) {
+			s.revs.record(ids, s.now())
+			s.broadcastsReceived.Add(int64(len(ids)))
+		})
+	}
 	if err := s.revs.sync(ctx); err != nil {
 		s.log.Warn("initial revocation sync failed", "err", err)
 	}
 	go s.revs.run(ctx, s.log)
 }
+
+// BroadcastRevocations reports how many revoked session ids this instance has received through the
+// Broadcaster (for tests and metrics).
+func (s *Service) BroadcastRevocations() int64 { return s.broadcastsReceived.Load() }
 
 // Pair is a freshly issued access token and refresh token.
 type Pair struct {
@@ -244,7 +259,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, err
 			if err != nil {
 				return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
 			}
-			s.revs.add(ids, now)
+			s.revs.add(ctx, ids, now, s.log)
 			s.emit(ctx, Event{Kind: EventReuseDetected, Outcome: "session_revoked", UserID: rt.UserID, SessionID: sess.ID, IP: c.IP, Revoked: len(ids)})
 			return nil, ErrRefreshTokenInvalid
 		}
@@ -300,7 +315,7 @@ func (s *Service) LogoutAll(ctx context.Context, p *Principal) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("logoutAll: %w", err)
 	}
-	s.revs.add(ids, now)
+	s.revs.add(ctx, ids, now, s.log)
 	s.emit(ctx, Event{Kind: EventLogoutAll, Outcome: OutcomeOK, UserID: p.UserID, SessionID: p.SessionID, Revoked: len(ids)})
 	return len(ids), nil
 }
@@ -327,7 +342,7 @@ func (s *Service) revoke(ctx context.Context, event EventKind, userID string, f 
 	if err != nil {
 		return fmt.Errorf("%s: %w", event, err)
 	}
-	s.revs.add(ids, now)
+	s.revs.add(ctx, ids, now, s.log)
 	s.emit(ctx, Event{Kind: event, Outcome: OutcomeOK, UserID: userID, SessionID: f.SessionID, Revoked: len(ids)})
 	return nil
 }
@@ -385,7 +400,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if err != nil {
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
-	s.revs.add(ids, now)
+	s.revs.add(ctx, ids, now, s.log)
 	u.PasswordHash = hash
 	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
 	return s.pair(u, p.SessionID, raw, expires)

@@ -44,6 +44,16 @@ type Store interface {
 	SessionRevoked(ctx context.Context, id string) (bool, error)
 }
 
+// Broadcaster carries revocations to the other instances at once (Redis pub/sub), so they need not
+// wait for their next database poll. Delivery is best effort; polling stays the guarantee.
+type Broadcaster interface {
+	// Publish announces revoked session ids.
+	Publish(ctx context.Context, sessionIDs []string) error
+	// Subscribe calls deliver with the ids every instance publishes (this one's included) until ctx
+	// ends, reconnecting as needed.
+	Subscribe(ctx context.Context, deliver func(sessionIDs []string))
+}
+
 // Rotation is one refresh: the session's expiry moves to ExpiresAt and New becomes its latest token.
 type Rotation struct {
 	SessionID string
