@@ -28,9 +28,12 @@ type jwkSet struct {
 
 // JWKS returns the RFC 7517 JSON Web Key Set of the public verification keys, ready to serve at
 // /.well-known/jwks.json. An HS256 issuer returns {"keys":[]}: its key is a shared secret and is never
-// published. The returned slice is the caller's own copy.
+// published. With a rotating key set it lists every key not yet retired, pending ones included, so
+// clients can fetch a key before the first token signed with it arrives. It is computed on each call
+// (a few small keys), so it follows SetKeys and the passage of time. The returned slice is the caller's
+// own copy.
 func (i *Issuer) JWKS() []byte {
-	return append([]byte(nil), i.jwks...)
+	return buildJWKS(i.keys.Load().published(i.now(), i.retireAfter()))
 }
 
 func buildJWKS(keys []publishedKey) []byte {

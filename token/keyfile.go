@@ -81,40 +81,57 @@ func LoadOrCreateEd25519Key(path string) (key ed25519.PrivateKey, created bool, 
 		return key, false, err
 	}
 
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("token: %w", err)
+	priv, data, err := newEd25519PEM()
+	if err != nil {
+		return nil, false, err
 	}
+	if err := createFileExclusive(path, data); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			key, err := LoadEd25519Key(path)
+			return key, false, err
+		}
+		return nil, false, err
+	}
+	return priv, true, nil
+}
+
+// newEd25519PEM generates an Ed25519 key and encodes it as a PKCS#8 PEM block.
+func newEd25519PEM() (ed25519.PrivateKey, []byte, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, false, fmt.Errorf("token: generate key: %w", err)
+		return nil, nil, fmt.Errorf("token: generate key: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return nil, false, fmt.Errorf("token: marshal key: %w", err)
+		return nil, nil, fmt.Errorf("token: marshal key: %w", err)
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: pemTypePrivateKey, Bytes: der})
+	return priv, pem.EncodeToMemory(&pem.Block{Type: pemTypePrivateKey, Bytes: der}), nil
+}
 
+// createFileExclusive stores data at path with mode 0600, creating the parent directories with mode
+// 0700. The file appears atomically and fully written, and never replaces an existing one: if path
+// exists the error matches fs.ErrExist.
+func createFileExclusive(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
 	// The temp file lives in the target directory so that the link below stays on one filesystem.
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, false, fmt.Errorf("token: %w", err)
+		return fmt.Errorf("token: %w", err)
 	}
 	tmpName := tmp.Name()
-	// After a successful link the key lives on under path; the temp name is never needed.
+	// After a successful link the file lives on under path; the temp name is never needed.
 	defer os.Remove(tmpName)
 	if err := writeAndSync(tmp, data); err != nil {
-		return nil, false, fmt.Errorf("token: write key: %w", err)
+		return fmt.Errorf("token: write key: %w", err)
 	}
 
 	// Link, unlike rename, fails if path already exists, so a concurrent creator's key is never
 	// replaced; and since the content was synced first, a reader never sees a partial file.
 	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			key, err := LoadEd25519Key(path)
-			return key, false, err
-		}
-		return nil, false, fmt.Errorf("token: %w", err)
+		return fmt.Errorf("token: %w", err)
 	}
 	// Persist the new directory entry too. Some platforms cannot sync directories, and the key is
 	// already in place, so this is best effort.
@@ -122,7 +139,7 @@ func LoadOrCreateEd25519Key(path string) (key ed25519.PrivateKey, created bool, 
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	return priv, true, nil
+	return nil
 }
 
 func writeAndSync(f *os.File, data []byte) error {

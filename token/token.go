@@ -4,6 +4,10 @@
 // Verification is deliberately strict: the algorithm is pinned to the issuer's single algorithm, the
 // key is chosen by kid from the issuer's own key set (never from the token), and every claim the
 // server relies on must be present, so a token this package did not mint cannot pass.
+//
+// An EdDSA issuer can hold a rotating key set (see Key, NewEdDSAKeySetIssuer and LoadKeyDir): each key
+// has an activation time, the newest active key signs, and older keys keep verifying until no token
+// they signed can still be valid.
 package token
 
 import (
@@ -16,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -70,43 +75,40 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Issuer signs and verifies access tokens with one key and algorithm. It is immutable after
-// construction and therefore safe for concurrent use.
+// Issuer signs and verifies access tokens with one algorithm and a key set. Everything but the key set
+// is immutable after construction; the key set is an immutable value swapped atomically by SetKeys, so
+// an Issuer is safe for concurrent use, including SetKeys during Issue, Verify and JWKS.
 type Issuer struct {
-	alg     string
-	method  jwt.SigningMethod
-	signKey any // ed25519.PrivateKey or []byte
-	kid     string
-	// verifyKeys maps kid to verification key. Only the signing key is in it today, but looking keys up
-	// by kid lets a rotation add verify-only keys without changing Verify.
-	verifyKeys map[string]any
-	iss, aud   string
-	ttl        time.Duration
-	now        func() time.Time
-	parser     *jwt.Parser
-	jwks       []byte
+	alg      string
+	method   jwt.SigningMethod
+	keys     atomic.Pointer[keySet]
+	iss, aud string
+	ttl      time.Duration
+	leeway   time.Duration
+	now      func() time.Time
+	parser   *jwt.Parser
 }
 
 // NewEdDSAIssuer returns an Issuer that signs with the Ed25519 key. Its kid is the RFC 7638 thumbprint
 // of the public key, so it is stable across restarts and needs no extra state.
+//
+// It is a key set of one key that has always been active; SetKeys can replace it with a rotating set.
 func NewEdDSAIssuer(key ed25519.PrivateKey, opts Options) (*Issuer, error) {
+	return NewEdDSAKeySetIssuer([]Key{{Private: key}}, opts)
+}
+
+// checkEd25519Key validates key and returns a private copy of it and its public half.
+func checkEd25519Key(key ed25519.PrivateKey) (ed25519.PrivateKey, ed25519.PublicKey, error) {
 	if len(key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("token: Ed25519 private key must be %d bytes, got %d", ed25519.PrivateKeySize, len(key))
+		return nil, nil, fmt.Errorf("Ed25519 private key must be %d bytes, got %d", ed25519.PrivateKeySize, len(key))
 	}
 	// An ed25519.PrivateKey carries its public half; if that half is corrupt every signature would
 	// fail to verify (and the JWKS would publish the wrong key), so catch it here rather than per request.
 	priv := ed25519.NewKeyFromSeed(key.Seed())
 	if subtle.ConstantTimeCompare(priv, key) != 1 {
-		return nil, errors.New("token: Ed25519 private key is inconsistent with its public key")
+		return nil, nil, errors.New("Ed25519 private key is inconsistent with its public key")
 	}
-	pub := priv.Public().(ed25519.PublicKey)
-	kid := ed25519Thumbprint(pub)
-	i, err := newIssuer(algEdDSA, jwt.SigningMethodEdDSA, priv, kid, map[string]any{kid: pub}, opts)
-	if err != nil {
-		return nil, err
-	}
-	i.jwks = buildJWKS([]publishedKey{{kid: kid, pub: pub}})
-	return i, nil
+	return priv, priv.Public().(ed25519.PublicKey), nil
 }
 
 // NewHS256Issuer returns an Issuer that signs with HMAC-SHA256 under secret, which must be at least
@@ -118,13 +120,9 @@ func NewHS256Issuer(secret []byte, opts Options) (*Issuer, error) {
 	}
 	// Copy so a caller reusing or zeroing its buffer cannot change the key under a running issuer.
 	s := append([]byte(nil), secret...)
-	kid := hs256KeyID(s)
-	i, err := newIssuer(algHS256, jwt.SigningMethodHS256, s, kid, map[string]any{kid: s}, opts)
-	if err != nil {
-		return nil, err
-	}
-	i.jwks = buildJWKS(nil)
-	return i, nil
+	// No public half: the secret is never published in the JWKS.
+	set := &keySet{keys: []setKey{{kid: hs256KeyID(s), signKey: s, verifyKey: s}}}
+	return newIssuer(algHS256, jwt.SigningMethodHS256, set, opts)
 }
 
 func hs256KeyID(secret []byte) string {
@@ -134,7 +132,7 @@ func hs256KeyID(secret []byte) string {
 	return "hs256-" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-func newIssuer(alg string, method jwt.SigningMethod, signKey any, kid string, verifyKeys map[string]any, opts Options) (*Issuer, error) {
+func newIssuer(alg string, method jwt.SigningMethod, set *keySet, opts Options) (*Issuer, error) {
 	switch {
 	case opts.Issuer == "":
 		return nil, errors.New("token: Options.Issuer is required")
@@ -151,9 +149,10 @@ func newIssuer(alg string, method jwt.SigningMethod, signKey any, kid string, ve
 		now = time.Now
 	}
 	i := &Issuer{
-		alg: alg, method: method, signKey: signKey, kid: kid, verifyKeys: verifyKeys,
-		iss: opts.Issuer, aud: opts.Audience, ttl: opts.TTL, now: now,
+		alg: alg, method: method,
+		iss: opts.Issuer, aud: opts.Audience, ttl: opts.TTL, leeway: opts.Leeway, now: now,
 	}
+	i.keys.Store(set)
 	// The parser holds only configuration and is never mutated by ParseWithClaims, so one instance
 	// can be shared by concurrent Verify calls.
 	i.parser = jwt.NewParser(
@@ -176,8 +175,8 @@ func (i *Issuer) TTL() time.Duration { return i.ttl }
 // Algorithm returns the JWS algorithm the issuer signs with and accepts: "EdDSA" or "HS256".
 func (i *Issuer) Algorithm() string { return i.alg }
 
-// KeyID returns the kid of the signing key, as put in token headers and the JWKS.
-func (i *Issuer) KeyID() string { return i.kid }
+// KeyID returns the kid of the key that signs now, as put in token headers and the JWKS.
+func (i *Issuer) KeyID() string { return i.keys.Load().signer(i.now()).kid }
 
 // Issue signs an access token for userID's session sessionID with role, valid from now for TTL.
 // expiresAt is the exp claim exactly as encoded (whole seconds).
@@ -191,6 +190,7 @@ func (i *Issuer) Issue(userID, sessionID, role string) (raw string, expiresAt ti
 		return "", time.Time{}, fmt.Errorf("token: jti: %w", err)
 	}
 	now := i.now()
+	signer := i.keys.Load().signer(now)
 	exp := jwt.NewNumericDate(now.Add(i.ttl))
 	claims := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -206,8 +206,8 @@ func (i *Issuer) Issue(userID, sessionID, role string) (raw string, expiresAt ti
 	}
 	t := jwt.NewWithClaims(i.method, claims)
 	t.Header["typ"] = typAccessToken
-	t.Header["kid"] = i.kid
-	raw, err = t.SignedString(i.signKey)
+	t.Header["kid"] = signer.kid
+	raw, err = t.SignedString(signer.signKey)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("token: sign: %w", err)
 	}
@@ -249,7 +249,8 @@ func (i *Issuer) Verify(raw string) (*Claims, error) {
 func invalid(cause error) error { return fmt.Errorf("%w: %v", ErrInvalid, cause) }
 
 // keyFunc runs after the parser has pinned alg and before the signature is checked. It picks the key
-// from our own set by kid; it never trusts key material (jwk, jku, x5u) carried in the token.
+// from our own set by kid, among the keys not yet retired; it never trusts key material (jwk, jku, x5u)
+// carried in the token.
 func (i *Issuer) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method == nil || t.Method.Alg() != i.alg {
 		return nil, errors.New("unexpected alg")
@@ -266,9 +267,9 @@ func (i *Issuer) keyFunc(t *jwt.Token) (any, error) {
 	if kid == "" {
 		return nil, errors.New("missing kid")
 	}
-	key, ok := i.verifyKeys[kid]
+	key, ok := i.keys.Load().verifyKey(kid, i.now(), i.retireAfter())
 	if !ok {
-		return nil, errors.New("unknown kid")
+		return nil, errors.New("unknown or retired kid")
 	}
 	return key, nil
 }

@@ -1,0 +1,154 @@
+package graph_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gqlauth/app"
+	"gqlauth/config"
+	"gqlauth/internal/testdb"
+	"gqlauth/token"
+)
+
+// accessKid returns the kid in an access token's header.
+func accessKid(t *testing.T, raw string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(h, &header); err != nil {
+		t.Fatal(err)
+	}
+	return header.Kid
+}
+
+// jwksKids fetches the JWKS endpoint and returns the published kids.
+func (e *env) jwksKids() []string {
+	e.t.Helper()
+	res, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&set); err != nil {
+		e.t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.Kid)
+	}
+	return kids
+}
+
+// eventually polls cond every 50ms until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestKeyRotationThroughKeyDir rotates the signing key of a running server through JWT_KEYS_DIR: the
+// server picks the new key up by itself, publishes it before it signs with it, switches to it at its
+// activation time, and keeps accepting tokens signed with the old key.
+func TestKeyRotationThroughKeyDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	e := newEnv(t, testdb.SQLite(t), envOpt{
+		vars:     map[string]string{"JWT_KEYS_DIR": dir, "KEY_RELOAD_INTERVAL": "1s"},
+		realTime: true,
+	})
+	// Development: the empty directory got a first key.
+	p := e.register("alice@example.com", pw)
+	kidA := accessKid(t, p.AccessToken)
+	if got := e.jwksKids(); !slices.Equal(got, []string{kidA}) {
+		t.Fatalf("JWKS = %v, want [%s]", got, kidA)
+	}
+	wantOK(t, e.me(p.AccessToken))
+
+	// Rotate: what "authctl keys rotate" does, with a short delay.
+	activateB := time.Now().Add(1500 * time.Millisecond)
+	_, kidB, err := token.GenerateKeyFile(dir, activateB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the JWKS publishes the new key", func() bool {
+		return slices.Equal(e.jwksKids(), []string{kidA, kidB})
+	})
+	if time.Now().Before(activateB) {
+		// Published but pending: A still signs.
+		if kid := accessKid(t, e.login("alice@example.com", pw).AccessToken); kid != kidA && time.Now().Before(activateB) {
+			t.Fatalf("pending key signed (kid %s)", kid)
+		}
+	}
+
+	// After activation new tokens carry B's kid; no reload is needed for the switch.
+	var q pair
+	eventually(t, 3*time.Second, "new logins are signed with the new key", func() bool {
+		q = e.login("alice@example.com", pw)
+		return accessKid(t, q.AccessToken) == kidB
+	})
+	wantOK(t, e.me(q.AccessToken))
+	wantOK(t, e.me(p.AccessToken)) // nobody is logged out
+	if got := e.jwksKids(); !slices.Equal(got, []string{kidA, kidB}) {
+		t.Fatalf("JWKS after activation = %v, want both keys", got)
+	}
+}
+
+// A server never starts without the shared keys in production (each replica would sign with a key of
+// its own), nor with a key directory it cannot fully load.
+func TestKeyDirStartup(t *testing.T) {
+	start := func(vars map[string]string) error {
+		vars["DATABASE_URL"] = testdb.SQLite(t)
+		vars["DATA_DIR"] = t.TempDir()
+		cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		a, err := app.New(context.Background(), cfg, app.Options{Password: &cheap, Logger: discardLogger()})
+		if err == nil {
+			_ = a.Close()
+		}
+		return err
+	}
+	empty := t.TempDir()
+	err := start(map[string]string{"APP_ENV": "production", "JWT_KEYS_DIR": empty})
+	if err == nil || !strings.Contains(err.Error(), "authctl keys rotate") {
+		t.Fatalf("production with an empty JWT_KEYS_DIR: %v", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Fatalf("production generated a key: %v", entries)
+	}
+
+	broken := t.TempDir()
+	if _, _, err := token.GenerateKeyFile(broken, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(broken, "20300102T030405Z-abcdefgh.pem")
+	if err := os.WriteFile(bad, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(map[string]string{"JWT_KEYS_DIR": broken}); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("corrupt key file: %v, want an error naming %s", err, bad)
+	}
+}
