@@ -71,7 +71,7 @@ type Session struct {
 	User       *User      `gorm:"constraint:OnDelete:CASCADE"`
 	CreatedAt  time.Time  `gorm:"not null"`
 	LastUsedAt time.Time  `gorm:"not null"`
-	ExpiresAt  time.Time  `gorm:"not null"`
+	ExpiresAt  time.Time  `gorm:"not null;index"` // the janitor purges by expiry
 	RevokedAt  *time.Time `gorm:"index"`
 	UserAgent  *string    `gorm:"size:512"`
 	IP         *string    `gorm:"size:64"`
@@ -92,7 +92,7 @@ type RefreshToken struct {
 	User      *User     `gorm:"constraint:OnDelete:CASCADE"`
 	ParentID  *uint64   `gorm:"index"`
 	CreatedAt time.Time `gorm:"not null"`
-	ExpiresAt time.Time `gorm:"not null"`
+	ExpiresAt time.Time `gorm:"not null;index"`
 	RotatedAt *time.Time
 	RevokedAt *time.Time
 }

@@ -1,0 +1,394 @@
+// Command authctl administers a gqlauth database: migrate it, create users, change roles, revoke
+// sessions, and purge expired rows. It reads the same environment as the server (DATABASE_URL,
+// DATA_DIR, …; see README.md), so run it with the server's configuration.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"gqlauth/auth"
+	"gqlauth/config"
+	"gqlauth/models"
+	"gqlauth/password"
+	"gqlauth/store"
+)
+
+const usage = `authctl administers a gqlauth database, with the server's configuration (DATABASE_URL, …).
+
+Usage:
+  authctl migrate                                  create or update the schema
+  authctl user create -email E [-role USER|ADMIN]  create a user; the password is read from stdin
+                                                   (one line); prints the new user's id
+  authctl user set-role -email E -role USER|ADMIN  change a role (effective at the user's next token
+                                                   refresh; revoke-sessions to force a new login)
+  authctl user revoke-sessions -email E            revoke every live session of a user
+  authctl purge [-retention D]                     delete expired and revoked sessions and expired
+                                                   refresh tokens older than D (default JANITOR_RETENTION)
+  authctl keys rotate                              rotate the signing keys
+  authctl <command> -h                             help for a command
+
+Exit status: 0 ok, 1 error, 2 usage error.
+`
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// maxPasswordBytes bounds what is read from stdin: far above auth.MaxPasswordLength characters.
+const maxPasswordBytes = 4 << 10
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// usageError is a wrong command line: exit 2 with the usage text.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// errHelp asks for the usage text on stdout and exit 0.
+var errHelp = errors.New("help requested")
+
+// cli is one invocation.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	lookup         func(string) (string, bool)
+	cfg            *config.Config
+}
+
+// run executes authctl with args (without the program name) and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, lookup: lookup}
+	err := c.dispatch(context.Background(), args)
+	var uerr *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "authctl: %s\n\n%s", uerr.msg, usage)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "authctl: %s\n", message(err))
+		return exitError
+	}
+}
+
+// message turns an error into a sentence for an operator.
+func message(err error) string {
+	var verr *auth.ValidationError
+	if errors.As(err, &verr) {
+		return "invalid " + verr.Field + ": " + verr.Message
+	}
+	return err.Error()
+}
+
+func (c *cli) dispatch(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		return errHelp
+	case "migrate":
+		return c.migrate(ctx, rest)
+	case "purge":
+		return c.purge(ctx, rest)
+	case "user", "keys":
+		if len(rest) == 0 {
+			return usagef("%s: missing subcommand", cmd)
+		}
+		sub := cmd + " " + rest[0]
+		switch sub {
+		case "user create":
+			return c.userCreate(ctx, rest[1:])
+		case "user set-role":
+			return c.userSetRole(ctx, rest[1:])
+		case "user revoke-sessions":
+			return c.userRevokeSessions(ctx, rest[1:])
+		case "keys rotate":
+			return c.keysRotate(rest[1:])
+		}
+		if h := rest[0]; h == "-h" || h == "-help" || h == "--help" {
+			return errHelp
+		}
+		return usagef("unknown command %q", sub)
+	}
+	return usagef("unknown command %q", cmd)
+}
+
+// parse parses a command's flags. -h prints the usage text; positional arguments are refused.
+func parse(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// config loads the configuration (once).
+func (c *cli) config() (*config.Config, error) {
+	if c.cfg == nil {
+		cfg, err := config.LoadFrom(c.lookup)
+		if err != nil {
+			return nil, fmt.Errorf("configuration:\n%w", err)
+		}
+		c.cfg = cfg
+	}
+	return c.cfg, nil
+}
+
+// open loads the configuration and opens (and migrates) the database.
+func (c *cli) open(ctx context.Context) (*store.DB, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+func (c *cli) migrate(ctx context.Context, args []string) error {
+	if err := parse(flag.NewFlagSet("migrate", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	db, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fmt.Fprintf(c.stdout, "schema is up to date (%s)\n", db.Dialect())
+	return nil
+}
+
+// roleFlag parses -role.
+func roleFlag(cmd, raw string) (models.Role, error) {
+	r := models.Role(strings.ToUpper(strings.TrimSpace(raw)))
+	if !r.IsValid() {
+		return "", usagef("%s: -role must be USER or ADMIN (got %q)", cmd, raw)
+	}
+	return r, nil
+}
+
+// emailFlag checks that -email was given and normalizes it.
+func emailFlag(cmd, raw string) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", usagef("%s: -email is required", cmd)
+	}
+	return auth.NormalizeEmail(raw)
+}
+
+func (c *cli) userCreate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	email := fs.String("email", "", "e-mail address of the new user")
+	roleRaw := fs.String("role", string(models.RoleUser), "USER or ADMIN")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	role, err := roleFlag(fs.Name(), *roleRaw)
+	if err != nil {
+		return err
+	}
+	addr, err := emailFlag(fs.Name(), *email)
+	if err != nil {
+		return err
+	}
+	if _, err := c.config(); err != nil {
+		return err
+	}
+	pw, err := c.readPassword()
+	if err != nil {
+		return err
+	}
+	if err := auth.ValidatePassword("password", pw); err != nil {
+		return err
+	}
+	hash, err := password.Hash(pw, password.Default)
+	if err != nil {
+		return err
+	}
+	db, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := &models.User{ID: uuid.NewString(), Email: addr, PasswordHash: hash, Role: role, CreatedAt: now, UpdatedAt: now}
+	if err := db.CreateUserOnly(ctx, u); err != nil {
+		if errors.Is(err, auth.ErrEmailTaken) {
+			return fmt.Errorf("a user with e-mail %s already exists", addr)
+		}
+		return fmt.Errorf("create user: %w", err)
+	}
+	fmt.Fprintln(c.stdout, u.ID)
+	return nil
+}
+
+// readPassword reads one line from stdin, without its line ending. On a terminal it prompts on
+// stderr first (the input is echoed: golang.org/x/term is not a dependency; pipe the password in to
+// keep it off the screen).
+func (c *cli) readPassword() (string, error) {
+	if f, ok := c.stdin.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprint(c.stderr, "Password (shown as typed): ")
+		}
+	}
+	line, err := bufio.NewReader(io.LimitReader(c.stdin, maxPasswordBytes)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	if errors.Is(err, io.EOF) && len(line) == maxPasswordBytes {
+		return "", fmt.Errorf("read password from stdin: longer than %d bytes", maxPasswordBytes)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	return line, nil
+}
+
+// userByEmail finds a user, with an operator's message when there is none.
+func userByEmail(ctx context.Context, db *store.DB, email string) (*models.User, error) {
+	u, err := db.UserByEmail(ctx, email)
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil, fmt.Errorf("no user with e-mail %s", email)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	return u, nil
+}
+
+func (c *cli) userSetRole(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("user set-role", flag.ContinueOnError)
+	email := fs.String("email", "", "e-mail address of the user")
+	roleRaw := fs.String("role", "", "USER or ADMIN")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *roleRaw == "" {
+		return usagef("%s: -role is required", fs.Name())
+	}
+	role, err := roleFlag(fs.Name(), *roleRaw)
+	if err != nil {
+		return err
+	}
+	addr, err := emailFlag(fs.Name(), *email)
+	if err != nil {
+		return err
+	}
+	db, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := userByEmail(ctx, db, addr)
+	if err != nil {
+		return err
+	}
+	if err := db.SetRole(ctx, u.ID, role); err != nil {
+		if errors.Is(err, auth.ErrNotFound) {
+			return fmt.Errorf("no user with e-mail %s", addr)
+		}
+		return fmt.Errorf("set role: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "%s: role %s (was %s); existing access tokens keep the old role until they are refreshed\n", addr, role, u.Role)
+	return nil
+}
+
+func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("user revoke-sessions", flag.ContinueOnError)
+	email := fs.String("email", "", "e-mail address of the user")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	addr, err := emailFlag(fs.Name(), *email)
+	if err != nil {
+		return err
+	}
+	db, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := userByEmail(ctx, db, addr)
+	if err != nil {
+		return err
+	}
+	ids, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "revoked %d sessions of %s (running instances refuse their access tokens within about 1s)\n", len(ids), addr)
+	return nil
+}
+
+func (c *cli) purge(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
+	retention := fs.Duration("retention", 0, "keep expired and revoked rows this long (default JANITOR_RETENTION)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	keep := cfg.JanitorRetention
+	if *retention != 0 {
+		keep = *retention
+	}
+	// The same floor as JANITOR_RETENTION: a revoked session must outlive its access tokens and
+	// every instance's revocation poll.
+	if minimum := cfg.AccessTokenTTL + time.Minute; keep < minimum {
+		return usagef("purge: -retention must be at least ACCESS_TOKEN_TTL + 1m = %s (got %s)", minimum, keep)
+	}
+	db, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := db.Purge(ctx, time.Now().Add(-keep), 500)
+	if err != nil {
+		return fmt.Errorf("purge (%d rows deleted before the error): %w", n, err)
+	}
+	fmt.Fprintf(c.stdout, "purged %d rows (sessions and refresh tokens older than %s)\n", n, keep)
+	return nil
+}
+
+func (c *cli) keysRotate(args []string) error {
+	if err := parse(flag.NewFlagSet("keys rotate", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	return rotateKeys(cfg, c.stdout)
+}

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"gqlauth/auth"
+	"gqlauth/models"
+)
+
+// Purge deletes rows that nothing needs any more, in batches of at most batch rows per statement,
+// each batch in its own short transaction:
+//
+//   - sessions that expired before before, or were revoked before before, with all their refresh tokens;
+//   - refresh tokens (of any session) that expired before before.
+//
+// before must be in the past by more than the access-token lifetime plus a revocation poll (the
+// janitor passes now - JANITOR_RETENTION, which config keeps above ACCESS_TOKEN_TTL + 1m): a revoked
+// session has to stay readable until every instance's revocation poll has seen it and its access
+// tokens have expired. A rotated refresh token is kept until its own expiry, so presenting it again
+// is still detected as reuse.
+//
+// Purge is safe to run on several replicas at once: the deletes are idempotent, and on Postgres each
+// batch skips rows that another replica is deleting (FOR UPDATE SKIP LOCKED) instead of waiting on
+// them. It returns the number of rows deleted (sessions plus refresh tokens), also when it fails
+// part-way.
+func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted int64, err error) {
+	if batch <= 0 {
+		return 0, fmt.Errorf("store: purge: batch must be positive (got %d)", batch)
+	}
+	before = before.UTC()
+	// Postgres: take the batch's rows with a row lock, skipping rows that a concurrent purge holds.
+	// SQLite has one writer at a time (transactions begin IMMEDIATE), so it needs nothing.
+	lock := ""
+	if db.postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+
+	// Sessions first, with their tokens. The tokens are deleted explicitly (not left to ON DELETE
+	// CASCADE, although both engines have it) so that the count includes them.
+	for {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		var n int
+		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+			var ids []string
+			if err := tx.Raw("SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT ?"+lock,
+				before, before, batch).Scan(&ids).Error; err != nil {
+				return err
+			}
+			n = len(ids)
+			if n == 0 {
+				return nil
+			}
+			res := tx.Exec("DELETE FROM refresh_tokens WHERE session_id IN ?", ids)
+			if res.Error != nil {
+				return res.Error
+			}
+			tokens := res.RowsAffected
+			// The condition is repeated so that a row changed since the SELECT (on SQLite the
+			// transaction holds the write lock, on Postgres the row lock) is never deleted by mistake.
+			res = tx.Exec("DELETE FROM sessions WHERE id IN ? AND (expires_at < ? OR revoked_at < ?)", ids, before, before)
+			if res.Error != nil {
+				return res.Error
+			}
+			deleted += tokens + res.RowsAffected
+			return nil
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("store: purge sessions: %w", err)
+		}
+		if n < batch {
+			break
+		}
+	}
+
+	// Then expired tokens of sessions that are still kept (a live session's rotation chain).
+	for {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		var n int64
+		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+			res := tx.Exec("DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at < ? LIMIT ?"+lock+")",
+				before, batch)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("store: purge refresh tokens: %w", err)
+		}
+		deleted += n
+		if n < int64(batch) {
+			break
+		}
+	}
+	return deleted, nil
+}
+
+// CreateUserOnly stores a user without a session (an account made by an administrator). It returns
+// auth.ErrEmailTaken when the e-mail is already registered.
+func (db *DB) CreateUserOnly(ctx context.Context, u *models.User) error {
+	if err := db.ctx(ctx).Create(u).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return auth.ErrEmailTaken
+		}
+		return err
+	}
+	return nil
+}
+
+// SetRole changes a user's role. It returns auth.ErrNotFound when there is no such user. The new role
+// reaches the user's access tokens at their next refresh.
+func (db *DB) SetRole(ctx context.Context, userID string, role models.Role) error {
+	if !role.IsValid() {
+		return fmt.Errorf("store: %q is not a valid role", role)
+	}
+	res := db.ctx(ctx).Model(&models.User{}).Where("id = ?", userID).
+		Updates(map[string]any{"role": role, "updated_at": time.Now().UTC().Truncate(time.Microsecond)})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
