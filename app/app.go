@@ -5,17 +5,21 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"gqlauth/auth"
 	"gqlauth/config"
 	"gqlauth/fanout"
 	"gqlauth/graph"
+	"gqlauth/observe"
 	"gqlauth/password"
 	"gqlauth/ratelimit"
 	"gqlauth/store"
@@ -36,6 +40,7 @@ type App struct {
 	Store   *store.DB
 	Tokens  *token.Issuer
 	Limiter ratelimit.Limiter
+	Metrics *observe.Metrics // served at GET /metrics
 
 	cancel       context.CancelFunc
 	closeLimiter func()
@@ -47,6 +52,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	// Records logged with a request's context carry its request_id (a no-op for observe.NewLogger's).
+	opts.Logger = slog.New(observe.RequestIDHandler(opts.Logger.Handler()))
 	params := password.Default
 	if opts.Password != nil {
 		params = *opts.Password
@@ -65,6 +72,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	metrics := observe.NewMetrics(prometheus.NewRegistry())
+	if pool, err := db.SQL(); err == nil {
+		metrics.RegisterDB(pool, "gqlauth")
+	}
 	svc, err := auth.NewService(db, tokens, auth.Options{
 		RefreshTokenTTL:        cfg.RefreshTokenTTL,
 		RefreshReuseGrace:      cfg.RefreshReuseGrace,
@@ -77,6 +88,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		LoginIPRate:            cfg.LoginIPRateLimit,
 		RegisterRate:           cfg.RegisterRateLimit,
 		HashConcurrency:        cfg.PasswordHashConcurrency,
+		OnEvent:                metrics.AuthEvent,
 		Broadcaster:            broadcaster,
 	})
 	if err != nil {
@@ -86,6 +98,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	svc.Start(runCtx)
+	if cfg.JWTKeysDir != "" {
+		go watchKeyDir(runCtx, tokens, cfg.JWTKeysDir, cfg.KeyReloadInterval, opts.Logger)
+	}
+	go runJanitor(runCtx, db, cfg.JanitorInterval, cfg.JanitorRetention, opts.Logger)
 	sameSite := http.SameSiteStrictMode
 	if cfg.CookieSameSite == "lax" {
 		sameSite = http.SameSiteLaxMode
@@ -99,6 +115,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		TrustedProxies: cfg.TrustedProxies,
 		Cookie:         graph.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},
 		CORSOrigins:    cfg.CORSAllowedOrigins,
+		OnOperation:    metrics.GraphQLOperation,
+		Ready:          db.Ping,
+		Metrics:        metrics.Handler(),
 	})
 	if err != nil {
 		cancel()
@@ -106,7 +125,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
-	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, cancel: cancel, closeLimiter: closeLimiter}, nil
+	// Outermost the request id, so that every log line of the request carries it; the metrics and
+	// the access log read the route (r.Pattern) that the mux sets on the same request.
+	h = observe.RequestID(metrics.HTTP(observe.AccessLog(opts.Logger, h)))
+	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, Metrics: metrics, cancel: cancel, closeLimiter: closeLimiter}, nil
 }
 
 // Server returns the HTTP server for the handler, with timeouts that keep slow or idle clients from
@@ -157,10 +179,13 @@ func newRedisParts(cfg *config.Config, opts Options) (ratelimit.Limiter, auth.Br
 func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {
 	topts := token.Options{
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL,
-		Leeway: 5 * time.Second, Now: opts.Now,
+		Leeway: token.DefaultLeeway, Now: opts.Now,
 	}
 	if len(cfg.JWTSecret) > 0 {
 		return token.NewHS256Issuer(cfg.JWTSecret, topts)
+	}
+	if cfg.JWTKeysDir != "" {
+		return newKeySetIssuer(cfg, topts, opts.Logger)
 	}
 	key, created, err := token.LoadOrCreateEd25519Key(cfg.KeyFile())
 	if err != nil {
@@ -170,4 +195,67 @@ func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {
 		opts.Logger.Info("generated a new Ed25519 signing key", "path", cfg.KeyFile())
 	}
 	return token.NewEdDSAIssuer(key, topts)
+}
+
+// newKeySetIssuer builds the issuer over the rotating keys in JWT_KEYS_DIR (see token.LoadKeyDir). In
+// development a missing or empty directory gets a first key, active at once; in production that is an
+// error, because every replica would then sign with a key of its own.
+func newKeySetIssuer(cfg *config.Config, topts token.Options, logger *slog.Logger) (*token.Issuer, error) {
+	dir := cfg.JWTKeysDir
+	keys, err := token.LoadKeyDir(dir)
+	noKeys := errors.Is(err, token.ErrNoKeys) || errors.Is(err, fs.ErrNotExist)
+	if noKeys && !cfg.Production() {
+		now := time.Now
+		if topts.Now != nil {
+			now = topts.Now
+		}
+		path, kid, gerr := token.GenerateKeyFile(dir, now())
+		if gerr != nil {
+			return nil, fmt.Errorf("JWT_KEYS_DIR: %w", gerr)
+		}
+		logger.Info("generated a first Ed25519 signing key in JWT_KEYS_DIR", "path", path, "kid", kid)
+		keys, err = token.LoadKeyDir(dir)
+	} else if noKeys {
+		return nil, fmt.Errorf("JWT_KEYS_DIR: %w; create the first key with: authctl keys rotate", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
+	}
+	tokens, err := token.NewEdDSAKeySetIssuer(keys, topts)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
+	}
+	logger.Info("signing keys loaded", "dir", dir, "kids", keyIDs(keys), "signer", tokens.KeyID())
+	return tokens, nil
+}
+
+// watchKeyDir re-reads JWT_KEYS_DIR every interval until ctx ends, so a key added by "authctl keys
+// rotate" (or delivered by a secret store) is published in the JWKS and, from its activation time,
+// signs, with no restart; a deleted key file stops verifying. A directory that fails to load leaves
+// the current keys in place.
+func watchKeyDir(ctx context.Context, tokens *token.Issuer, dir string, interval time.Duration, logger *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		keys, changed, err := tokens.ReloadKeyDir(dir)
+		switch {
+		case err != nil:
+			logger.Warn("signing keys not reloaded; keeping the current keys", "dir", dir, "err", err)
+		case changed:
+			logger.Info("signing keys reloaded", "dir", dir, "kids", keyIDs(keys), "signer", tokens.KeyID())
+		}
+	}
+}
+
+func keyIDs(keys []token.Key) []string {
+	ids := make([]string, len(keys))
+	for n, k := range keys {
+		ids[n] = k.Kid
+	}
+	return ids
 }

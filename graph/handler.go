@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -14,12 +16,15 @@ import (
 
 	"gqlauth/auth"
 	"gqlauth/graph/model"
+	"gqlauth/token"
 )
 
 // Paths served by NewHandler.
 const (
 	PathGraphQL = "/graphql"
 	PathHealth  = "/healthz"
+	PathReady   = "/readyz"
+	PathMetrics = "/metrics"
 	PathJWKS    = "/.well-known/jwks.json"
 	PathSchema  = "/graphql/schema.graphql"
 )
@@ -46,6 +51,14 @@ type Options struct {
 	// CORSOrigins are the browser origins allowed to call the API with credentials ("*": any origin,
 	// without credentials). Cross-origin POSTs from other origins are refused.
 	CORSOrigins []string
+	// OnOperation, if set, is called once per GraphQL request with the operation's name ("anonymous"
+	// without one) and outcome: "ok" or the first error's extensions.code. It must be fast.
+	OnOperation func(name, outcome string)
+	// Ready reports whether the service can serve (the database answers); GET /readyz calls it with
+	// a 2-second timeout. nil means always ready.
+	Ready func(ctx context.Context) error
+	// Metrics, if set, is served at GET /metrics.
+	Metrics http.Handler
 }
 
 // Defaults of the query limits.
@@ -55,7 +68,8 @@ const (
 )
 
 // NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the IDE at / and the
-// SDL (in development), /healthz and the JWKS. main and every GraphQL test use it, so tests exercise the
+// SDL (in development), /healthz (liveness), /readyz (readiness), /metrics (when Options.Metrics is
+// set) and the JWKS. main and every GraphQL test use it, so tests exercise the
 // real middleware, directive and error presenter. It fails only on an invalid CORS origin.
 func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
@@ -83,6 +97,9 @@ func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	}
 	srv.Use(operationGuard{maxDepth: opts.MaxDepth})
 	srv.Use(extension.FixedComplexityLimit(opts.MaxComplexity))
+	if opts.OnOperation != nil {
+		srv.Use(operationObserver{})
+	}
 	srv.SetErrorPresenter(presentError(opts.Logger))
 	srv.SetRecoverFunc(recoverPanic(opts.Logger))
 
@@ -99,11 +116,16 @@ func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	jwks := svc.JWKS()
+	mux.HandleFunc("GET "+PathReady, readyHandler(opts.Ready, opts.Logger))
+	if opts.Metrics != nil {
+		mux.Handle("GET "+PathMetrics, opts.Metrics)
+	}
 	mux.HandleFunc("GET "+PathJWKS, func(w http.ResponseWriter, _ *http.Request) {
+		// Built per request: the key set changes when keys rotate. Verifiers may cache it for
+		// token.JWKSMaxAge, which key rotation allows for before a new key starts signing.
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(jwks)
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(token.JWKSMaxAge.Seconds())))
+		_, _ = w.Write(svc.JWKS())
 	})
 	if opts.Development {
 		// Like introspection, the IDE and the SDL advertise the API: development only.
@@ -130,6 +152,7 @@ func graphqlEndpoint(svc *auth.Service, srv *handler.Server, opts Options) http.
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if r.ContentLength > opts.MaxBodyBytes {
 			writeError(w, http.StatusRequestEntityTooLarge, model.ErrorCodePayloadTooLarge, tooLargeMessage(opts.MaxBodyBytes))
+			reportOperation(opts.OnOperation, &opRecord{}, string(model.ErrorCodePayloadTooLarge))
 			return
 		}
 		body := &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, opts.MaxBodyBytes)}
@@ -139,6 +162,7 @@ func graphqlEndpoint(svc *auth.Service, srv *handler.Server, opts Options) http.
 			// too, but with a message that echoes the body back.
 			writeError(w, http.StatusBadRequest, model.ErrorCodeBadRequest,
 				"batched requests (a JSON array) are not supported: send one operation per request")
+			reportOperation(opts.OnOperation, &opRecord{}, string(model.ErrorCodeBadRequest))
 			return
 		}
 		ctx := svc.WithRequest(r.Context(), r.Header.Get("Authorization"), auth.Client{
@@ -146,8 +170,10 @@ func graphqlEndpoint(svc *auth.Service, srv *handler.Server, opts Options) http.
 			IP:        clientIP(r, opts.TrustedProxies),
 		})
 		ctx = withExchange(ctx, w, r)
+		rec := &opRecord{}
+		ctx = context.WithValue(ctx, opRecordKey{}, rec)
 		cw := &codedErrorWriter{ResponseWriter: w, body: body, maxBody: opts.MaxBodyBytes}
 		srv.ServeHTTP(cw, r.WithContext(ctx))
-		cw.finish()
+		reportOperation(opts.OnOperation, rec, cw.finish())
 	})
 }

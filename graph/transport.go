@@ -149,14 +149,16 @@ func (w *codedErrorWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *codedErrorWriter) finish() {
+// finish sends a buffered error response, rewritten as needed, and returns its first error's code
+// ("" when nothing was buffered, or the body is not a GraphQL error response).
+func (w *codedErrorWriter) finish() (code string) {
 	if w.buf == nil {
-		return
+		return ""
 	}
 	if w.body != nil && w.body.tooLarge {
 		w.Header().Del("Content-Length")
 		writeError(w.ResponseWriter, http.StatusRequestEntityTooLarge, model.ErrorCodePayloadTooLarge, tooLargeMessage(w.maxBody))
-		return
+		return string(model.ErrorCodePayloadTooLarge)
 	}
 	body := w.buf.Bytes()
 	var resp struct {
@@ -181,6 +183,9 @@ func (w *codedErrorWriter) finish() {
 				changed = true
 			}
 		}
+		if ext, ok := resp.Errors[0]["extensions"].(map[string]any); ok {
+			code, _ = ext["code"].(string)
+		}
 		if changed {
 			if b, err := json.Marshal(resp); err == nil {
 				body = b
@@ -190,4 +195,5 @@ func (w *codedErrorWriter) finish() {
 	}
 	w.ResponseWriter.WriteHeader(w.status)
 	_, _ = w.ResponseWriter.Write(body)
+	return code
 }
