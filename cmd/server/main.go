@@ -8,30 +8,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"gqlauth/app"
 	"gqlauth/config"
+	"gqlauth/observe"
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log); err != nil {
-		log.Error("server stopped", "err", err)
+	if err := run(os.Stderr); err != nil {
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("server stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger) error {
+// run serves until SIGINT or SIGTERM, then shuts down gracefully: the listener closes at once (new
+// connections are refused), in-flight requests get SHUTDOWN_TIMEOUT to finish, then background work
+// stops and the database closes.
+func run(logOut io.Writer) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	log := observe.NewLogger(logOut, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -41,12 +46,16 @@ func run(log *slog.Logger) error {
 	}
 	defer a.Close()
 
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
 	srv := a.Server(cfg.Addr)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "addr", cfg.Addr, "env", cfg.Env, "database", a.Store.Dialect(), "alg", a.Tokens.Algorithm())
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env, "database", a.Store.Dialect(), "alg", a.Tokens.Algorithm())
 	if !cfg.Production() {
-		log.Info("GraphQL IDE at http://localhost" + portOf(cfg.Addr) + "/")
+		log.Info("GraphQL IDE at http://localhost" + portOf(ln.Addr().String()) + "/")
 	}
 
 	select {
@@ -54,12 +63,15 @@ func run(log *slog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	stop() // a second signal now kills the process the default way
+	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
 	}
+	log.Info("stopped")
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -20,7 +19,7 @@ func TestRunRefusesUnsafeProductionSettings(t *testing.T) {
 			if tc.key != "" {
 				t.Setenv(tc.key, tc.value)
 			}
-			err := run(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			err := run(io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("run() = %v, want an error mentioning %q", err, tc.want)
 			}
