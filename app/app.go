@@ -62,6 +62,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := db.SetPoolSize(cfg.DBMaxOpenConns); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	tokens, err := newIssuer(cfg, opts)
 	if err != nil {
 		_ = db.Close()
