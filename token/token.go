@@ -87,6 +87,7 @@ type Issuer struct {
 	leeway   time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
+	verified verifiedCache
 }
 
 // NewEdDSAIssuer returns an Issuer that signs with the Ed25519 key. Its kid is the RFC 7638 thumbprint
@@ -227,8 +228,20 @@ func (i *Issuer) Verify(raw string) (*Claims, error) {
 	if len(raw) > MaxAccessTokenLength {
 		return nil, invalid(fmt.Errorf("length %d exceeds %d", len(raw), MaxAccessTokenLength))
 	}
+	set := i.keys.Load()
+	if e, ok := i.verified.get(raw); ok && e.set == set {
+		now := i.now()
+		// The same conditions as the full check: exp+leeway not reached and the key not retired.
+		if now.Before(e.claims.ExpiresAt.Add(i.leeway)) {
+			if _, ok := set.verifyKey(e.kid, now, i.retireAfter()); ok {
+				return e.claims, nil
+			}
+		}
+		// Otherwise the full check below gives the precise error.
+	}
 	claims := new(Claims)
-	if _, err := i.parser.ParseWithClaims(raw, claims, i.keyFunc); err != nil {
+	tok, err := i.parser.ParseWithClaims(raw, claims, i.keyFunc)
+	if err != nil {
 		if !onlyExpired(err) {
 			return nil, invalid(err)
 		}
@@ -241,6 +254,9 @@ func (i *Issuer) Verify(raw string) (*Claims, error) {
 	}
 	if err := checkClaims(claims); err != nil {
 		return nil, invalid(err)
+	}
+	if kid, _ := tok.Header["kid"].(string); kid != "" && claims.ExpiresAt != nil {
+		i.verified.put(raw, verifiedEntry{claims: claims, set: set, kid: kid})
 	}
 	return claims, nil
 }

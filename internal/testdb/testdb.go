@@ -84,3 +84,6 @@ func Postgres(t testing.TB) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// Available reports whether TEST_DATABASE_URL is set (benchmarks run on Postgres only then).
+func Available() bool { return os.Getenv(EnvURL) != "" }
