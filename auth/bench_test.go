@@ -53,3 +53,33 @@ func benchAuthenticate(b *testing.B, dsn string) {
 		}
 	})
 }
+
+// BenchmarkRefresh is one rotation (read the token, conditional update, insert, in one transaction),
+// chained as a client does, on each database.
+//
+//	TEST_DATABASE_URL=… go test -run='^$' -bench=Refresh -benchmem ./auth/
+func BenchmarkRefresh(b *testing.B) {
+	dbs := map[string]func(testing.TB) string{"sqlite": testdb.SQLite}
+	if testdb.Available() {
+		dbs["postgres"] = testdb.Postgres
+	}
+	for name, dsn := range dbs {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			svc, _ := newTestService(b, dsn(b), auth.Options{RefreshReuseGrace: 0})
+			p, err := svc.Register(ctx, "bench@example.com", "bench password", auth.Client{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rt := p.RefreshToken
+			b.ReportAllocs()
+			for b.Loop() {
+				next, err := svc.Refresh(ctx, rt, auth.Client{IP: "127.0.0.1"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rt = next.RefreshToken
+			}
+		})
+	}
+}
