@@ -1,0 +1,862 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure one run; the flags map onto them one to one.
+type Options struct {
+	URL          string
+	Scenario     string
+	Concurrency  int
+	Duration     time.Duration // measured window after warm-up; 0 = no limit (needs Requests)
+	Requests     int64         // cap on measured requests; 0 = none
+	Accounts     int           // 0 = Concurrency
+	Password     string
+	TrivialQuery string
+	Timeout      time.Duration
+	Warmup       time.Duration
+	Label        string
+	EmailPrefix  string // "" = lg-<random>
+	AllowRemote  bool
+	Progress     time.Duration // 0 = no progress lines
+
+	// reuseFirstRefreshToken breaks the refresh chain on purpose (tests only): every refresh
+	// presents the token of the VU's login instead of the last one received.
+	reuseFirstRefreshToken bool
+}
+
+// Result is the JSON line printed on stdout.
+type Result struct {
+	Label       string           `json:"label"`
+	Scenario    string           `json:"scenario"`
+	URL         string           `json:"url"`
+	Concurrency int              `json:"concurrency"`
+	DurationS   float64          `json:"duration_s"`
+	OK          int64            `json:"ok"`
+	Errors      map[string]int64 `json:"errors"`
+	RPS         float64          `json:"rps"`
+	LatencyMS   Latency          `json:"latency_ms"`
+	Accounts    int              `json:"accounts"`
+	StartedAt   string           `json:"started_at"`
+}
+
+// Latency summarizes the end-to-end latencies of the OK requests, in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// usageError makes runMain exit with status 2; any other error from Run is a setup failure (1).
+type usageError struct{ error }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// The operations sent. Their names go in operationName.
+const (
+	docMe       = `query Me { me { id email } }`
+	docLogin    = `mutation Login($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }`
+	docRegister = `mutation Register($i: RegisterInput!) { register(input: $i) { accessToken refreshToken } }`
+	docRefresh  = `mutation Refresh($t: String) { refreshToken(refreshToken: $t) { accessToken refreshToken } }`
+)
+
+// Error codes of requests that got no usable GraphQL error code.
+const (
+	codeTransport  = "TRANSPORT"
+	codeDecode     = "DECODE"
+	codeCookieMode = "COOKIE_MODE"
+)
+
+const maxResponseBytes = 1 << 20
+
+var scenarios = []string{"me", "refresh", "login", "register", "trivial"}
+
+// validate checks o and fills in defaults.
+func validate(o *Options) error {
+	if o.Scenario == "" {
+		return usageErrorf("-scenario is required (%s)", strings.Join(scenarios, " | "))
+	}
+	if !slices.Contains(scenarios, o.Scenario) {
+		return usageErrorf("-scenario %q: want one of %s", o.Scenario, strings.Join(scenarios, " | "))
+	}
+	if o.Concurrency < 1 {
+		return usageErrorf("-c must be at least 1")
+	}
+	if o.Duration < 0 || o.Requests < 0 || o.Warmup < 0 || o.Accounts < 0 || o.Progress < 0 {
+		return usageErrorf("-d, -n, -warmup, -accounts and -progress must not be negative")
+	}
+	if o.Duration == 0 && o.Requests == 0 {
+		return usageErrorf("-d 0 (no time limit) needs -n")
+	}
+	if o.Timeout <= 0 {
+		return usageErrorf("-timeout must be positive")
+	}
+	if o.Accounts == 0 {
+		o.Accounts = o.Concurrency
+	}
+	if o.Password == "" {
+		return usageErrorf("-password must not be empty")
+	}
+	if o.EmailPrefix == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		o.EmailPrefix = "lg-" + hex.EncodeToString(b[:])
+	}
+	if len(o.EmailPrefix) > 64 || strings.IndexFunc(o.EmailPrefix, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._+-", r))
+	}) >= 0 {
+		return usageErrorf("-email-prefix %q: use at most 64 of the characters a-z A-Z 0-9 . _ + -", o.EmailPrefix)
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return usageErrorf("-url: %v", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErrorf("-url %q: want http://host:port/path or https://…", o.URL)
+	}
+	if !o.AllowRemote && !isLoopback(u.Hostname()) {
+		return usageErrorf("-url %q: host %q is not a loopback address (127.0.0.0/8, ::1, localhost); load tests target loopback only, pass -allow-remote to override", o.URL, u.Hostname())
+	}
+	if o.Scenario == "trivial" {
+		if _, _, _, err := prepareQuery(o.TrivialQuery, "Trivial"); err != nil {
+			return usageErrorf("-trivial-query: %v", err)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// runner is the state shared by the virtual users of one run.
+type runner struct {
+	o      Options
+	ctx    context.Context
+	hc     *http.Client
+	url    *url.URL
+	diag   io.Writer
+	diagMu sync.Mutex
+
+	loginBodies [][]byte // per account
+	meBody      []byte
+	trivialBody []byte
+	trivialKey  string // response key the trivial query must produce ("" = any)
+	refreshPre  []byte // body up to the value of variable t
+	registerPre []byte // body up to the e-mail's value
+	passwordJS  []byte // the password as a JSON string
+
+	measureStart time.Time
+	deadline     time.Time // zero: no time limit
+	issued       atomic.Int64
+	rr           atomic.Uint64 // round robin over accounts
+	loggedOnce   sync.Map      // messages printed once
+}
+
+// vu is one virtual user: one request at a time, its own buffers and statistics.
+type vu struct {
+	id     int
+	r      *runner
+	buf    bytes.Buffer // response body
+	body   []byte       // request body scratch
+	auth   []string     // Authorization header value, nil before login
+	rt     string       // refresh token to present next
+	firstR string       // refresh token of the last login (reuseFirstRefreshToken)
+	seq    int64
+
+	lat  []time.Duration
+	errs map[string]int64
+	ok   atomic.Int64 // for progress lines
+	bad  atomic.Int64
+}
+
+// Run validates o, sets up accounts and sessions, runs the load and writes one JSON line to out.
+// Progress and diagnostics go to diag. A usageError means bad options; other errors are setup
+// failures. Request errors during the run are not errors of Run: they are in the output.
+func Run(ctx context.Context, o Options, out, diag io.Writer) error {
+	if err := validate(&o); err != nil {
+		return err
+	}
+	r, err := newRunner(ctx, o, diag)
+	if err != nil {
+		return err
+	}
+	defer r.hc.CloseIdleConnections()
+
+	vus := make([]*vu, o.Concurrency)
+	for i := range vus {
+		vus[i] = &vu{id: i, r: r, errs: map[string]int64{}}
+	}
+	setupStart := time.Now()
+	if err := r.setup(vus); err != nil {
+		return err
+	}
+	if d := time.Since(setupStart); d > 100*time.Millisecond {
+		r.logf("setup done in %s", d.Round(time.Millisecond))
+	}
+
+	start := time.Now()
+	r.measureStart = start.Add(o.Warmup)
+	if o.Duration > 0 {
+		r.deadline = r.measureStart.Add(o.Duration)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.ctx = runCtx
+	if o.Progress > 0 {
+		go r.progress(runCtx, vus, start)
+	}
+	var wg sync.WaitGroup
+	for _, v := range vus {
+		wg.Go(v.loop)
+	}
+	wg.Wait()
+	end := time.Now()
+	cancel()
+
+	res := r.result(vus, end)
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("writing the result: %w", err)
+	}
+	return nil
+}
+
+func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) {
+	u, _ := url.Parse(o.URL) // validated
+	tr := &http.Transport{
+		Proxy:                 nil, // loopback targets: never through a proxy
+		DialContext:           (&net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          o.Concurrency + 16,
+		MaxIdleConnsPerHost:   o.Concurrency + 16,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
+		TLSHandshakeTimeout:   o.Timeout,
+		ExpectContinueTimeout: 0,
+	}
+	r := &runner{
+		o:    o,
+		ctx:  ctx,
+		hc:   &http.Client{Transport: tr, Timeout: o.Timeout},
+		url:  u,
+		diag: diag,
+	}
+	r.passwordJS = appendJSONString(nil, o.Password)
+	r.meBody = encodeBody("Me", docMe, nil)
+	r.refreshPre = append(bodyPrefix("Refresh", docRefresh), `,"variables":{"t":`...)
+	r.registerPre = append(bodyPrefix("Register", docRegister), `,"variables":{"i":{"email":`...)
+	if o.Scenario == "me" || o.Scenario == "login" || o.Scenario == "refresh" {
+		r.loginBodies = make([][]byte, o.Accounts)
+		for i := range r.loginBodies {
+			r.loginBodies[i] = r.credentialsBody(bodyPrefix("Login", docLogin), r.accountEmail(i))
+		}
+	}
+	if o.Scenario == "trivial" {
+		doc, op, key, err := prepareQuery(o.TrivialQuery, "Trivial")
+		if err != nil {
+			return nil, usageErrorf("-trivial-query: %v", err)
+		}
+		r.trivialBody = encodeBody(op, doc, nil)
+		r.trivialKey = key
+	}
+	return r, nil
+}
+
+func (r *runner) accountEmail(i int) string {
+	return r.o.EmailPrefix + "-" + strconv.Itoa(i) + "@example.com"
+}
+
+// credentialsBody is prefix + `,"variables":{"i":{"email":…,"password":…}}}`.
+func (r *runner) credentialsBody(prefix []byte, email string) []byte {
+	b := append(prefix, `,"variables":{"i":{"email":`...)
+	b = appendJSONString(b, email)
+	b = append(b, `,"password":`...)
+	b = append(b, r.passwordJS...)
+	return append(b, "}}}"...)
+}
+
+func (r *runner) logf(format string, args ...any) {
+	r.diagMu.Lock()
+	defer r.diagMu.Unlock()
+	fmt.Fprintf(r.diag, "loadgen: "+format+"\n", args...)
+}
+
+// logOnce prints a message the first time its key is seen.
+func (r *runner) logOnce(key, format string, args ...any) {
+	if _, seen := r.loggedOnce.LoadOrStore(key, true); !seen {
+		r.logf(format, args...)
+	}
+}
+
+// setup registers the shared accounts and logs each VU in, as its scenario needs. Nothing here is
+// timed or counted.
+func (r *runner) setup(vus []*vu) error {
+	switch r.o.Scenario {
+	case "trivial":
+		code, msg, err := r.call(r.ctx, r.trivialBody, nil, r.trivialKey, nil, &bytes.Buffer{})
+		if err != nil {
+			return fmt.Errorf("setup: trivial query: %w", err)
+		}
+		if code != "" {
+			return fmt.Errorf("setup: the trivial query %q failed with %s: %s (check -trivial-query: { __typename } works everywhere, { hello } only on the gqlgen baseline)", r.o.TrivialQuery, code, msg)
+		}
+		return nil
+	case "register":
+		return nil
+	}
+
+	t0 := time.Now()
+	var created, existing atomic.Int64
+	err := r.parallel(r.o.Accounts, func(i int, buf *bytes.Buffer) error {
+		email := r.accountEmail(i)
+		var p payload
+		code, msg, err := r.call(r.ctx, r.credentialsBody(bodyPrefix("Register", docRegister), email), nil, "register", &p, buf)
+		if err != nil {
+			return fmt.Errorf("registering %s: %w", email, err)
+		}
+		switch code {
+		case "":
+			created.Add(1)
+			return nil
+		case "EMAIL_TAKEN":
+			code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", &p, buf)
+			if err != nil {
+				return fmt.Errorf("logging in as existing %s: %w", email, err)
+			}
+			if code != "" {
+				return fmt.Errorf("%s exists but login failed with %s: %s (another -password? use another -email-prefix)", email, code, msg)
+			}
+			existing.Add(1)
+			return nil
+		default:
+			return fmt.Errorf("registering %s failed with %s: %s", email, code, msg)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	r.logf("setup: %d accounts %s-<i>@example.com ready (%d registered, %d existed) in %s",
+		r.o.Accounts, r.o.EmailPrefix, created.Load(), existing.Load(), time.Since(t0).Round(time.Millisecond))
+
+	if r.o.Scenario == "login" {
+		return nil
+	}
+	t0 = time.Now()
+	err = r.parallel(len(vus), func(i int, _ *bytes.Buffer) error {
+		return vus[i].login()
+	})
+	if err != nil {
+		return fmt.Errorf("setup: VU login: %w", err)
+	}
+	r.logf("setup: %d VU sessions logged in in %s", len(vus), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// parallel runs f(0..n-1) on up to Concurrency goroutines and returns the first error.
+func (r *runner) parallel(n int, f func(i int, buf *bytes.Buffer) error) error {
+	ctx, cancel := context.WithCancelCause(r.ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, r.o.Concurrency) {
+		wg.Go(func() {
+			var buf bytes.Buffer
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(i, &buf); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// payload is the part of an AuthPayload that chains need.
+type payload struct {
+	AccessToken  *string `json:"accessToken"`
+	RefreshToken *string `json:"refreshToken"`
+}
+
+// login starts a new session for the VU on its account (not counted).
+func (v *vu) login() error {
+	r := v.r
+	acct := v.id % r.o.Accounts
+	var p payload
+	code, msg, err := r.call(r.ctx, r.loginBodies[acct], nil, "login", &p, &v.buf)
+	if err != nil {
+		return fmt.Errorf("login as %s: %w", r.accountEmail(acct), err)
+	}
+	if code != "" {
+		return fmt.Errorf("login as %s failed with %s: %s", r.accountEmail(acct), code, msg)
+	}
+	if p.AccessToken == nil || *p.AccessToken == "" {
+		return fmt.Errorf("login as %s: no accessToken in the response", r.accountEmail(acct))
+	}
+	if r.o.Scenario == "refresh" && (p.RefreshToken == nil || *p.RefreshToken == "") {
+		return errors.New("login returned refreshToken: null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support; run the server without cookie mode")
+	}
+	v.auth = []string{"Bearer " + *p.AccessToken}
+	if p.RefreshToken != nil {
+		v.rt = *p.RefreshToken
+		v.firstR = v.rt
+	}
+	return nil
+}
+
+// loop sends requests until the deadline, the request cap or cancellation.
+func (v *vu) loop() {
+	r := v.r
+	needsSession := r.o.Scenario == "me" || r.o.Scenario == "refresh"
+	for r.ctx.Err() == nil {
+		if needsSession && v.auth == nil {
+			if err := v.login(); err != nil {
+				if r.ctx.Err() != nil {
+					return
+				}
+				r.logOnce("relogin", "VU %d could not log in again (retrying; further failures not shown): %v", v.id, err)
+				select {
+				case <-r.ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+		}
+		t0 := time.Now()
+		if !r.deadline.IsZero() && !t0.Before(r.deadline) {
+			return
+		}
+		measured := !t0.Before(r.measureStart)
+		if measured && r.o.Requests > 0 && r.issued.Add(1) > r.o.Requests {
+			return
+		}
+		code, msg, err := v.step()
+		lat := time.Since(t0)
+		if r.ctx.Err() != nil {
+			return // interrupted: the request says nothing about the server
+		}
+		if err != nil {
+			code, msg = codeTransport, err.Error()
+		}
+		if code == "" {
+			if measured {
+				v.lat = append(v.lat, lat)
+				v.ok.Add(1)
+			}
+			continue
+		}
+		if measured {
+			v.errs[code]++
+			v.bad.Add(1)
+		}
+		r.logOnce("code "+code, "first %s error (VU %d, %s): %s", code, v.id, r.o.Scenario, msg)
+		switch {
+		case r.o.Scenario == "refresh":
+			v.auth, v.rt = nil, "" // the chain is broken: log in again
+		case r.o.Scenario == "me" && code == "UNAUTHENTICATED":
+			v.auth = nil
+		}
+	}
+}
+
+// step sends the scenario's request once. code is "" for an OK answer.
+func (v *vu) step() (code, msg string, err error) {
+	r := v.r
+	switch r.o.Scenario {
+	case "me":
+		return r.call(r.ctx, r.meBody, v.auth, "me", nil, &v.buf)
+	case "trivial":
+		return r.call(r.ctx, r.trivialBody, nil, r.trivialKey, nil, &v.buf)
+	case "login":
+		i := int((r.rr.Add(1) - 1) % uint64(len(r.loginBodies)))
+		return r.call(r.ctx, r.loginBodies[i], nil, "login", nil, &v.buf)
+	case "register":
+		v.seq++
+		b := append(v.body[:0], r.registerPre...)
+		b = append(b, '"')
+		b = append(b, r.o.EmailPrefix...)
+		b = append(b, "-reg-"...)
+		b = strconv.AppendInt(b, int64(v.id), 10)
+		b = append(b, '-')
+		b = strconv.AppendInt(b, v.seq, 10)
+		b = append(b, `@example.com","password":`...)
+		b = append(b, r.passwordJS...)
+		b = append(b, "}}}"...)
+		v.body = b
+		return r.call(r.ctx, b, nil, "register", nil, &v.buf)
+	case "refresh":
+		tok := v.rt
+		if r.o.reuseFirstRefreshToken {
+			tok = v.firstR
+		}
+		b := append(v.body[:0], r.refreshPre...)
+		b = appendJSONString(b, tok)
+		b = append(b, "}}"...)
+		v.body = b
+		var p payload
+		code, msg, err = r.call(r.ctx, b, nil, "refreshToken", &p, &v.buf)
+		if err != nil || code != "" {
+			return code, msg, err
+		}
+		if p.RefreshToken == nil || *p.RefreshToken == "" {
+			r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
+			return codeCookieMode, "refreshToken: null", nil
+		}
+		v.rt = *p.RefreshToken
+		if p.AccessToken != nil {
+			v.auth = []string{"Bearer " + *p.AccessToken}
+		}
+		return "", "", nil
+	}
+	panic("unknown scenario " + r.o.Scenario)
+}
+
+var (
+	hdrJSON      = []string{"application/json"}
+	hdrUserAgent = []string{"gqlauth-loadgen/1"}
+)
+
+// call POSTs body and classifies the answer: err for a transport failure, else code "" when the
+// status is 200, there are no errors and data[key] is present and not null (any non-null field
+// when key is ""); then into, if not nil, receives data[key]. Otherwise code is the first error's
+// extensions.code, HTTP_<status> or DECODE, and msg says more.
+func (r *runner) call(ctx context.Context, body []byte, auth []string, key string, into any, buf *bytes.Buffer) (code, msg string, err error) {
+	h := http.Header{"Content-Type": hdrJSON, "Accept": hdrJSON, "User-Agent": hdrUserAgent}
+	if auth != nil {
+		h["Authorization"] = auth
+	}
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           r.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Host:          r.url.Host,
+	}).WithContext(ctx)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes))
+	_ = resp.Body.Close()
+	if err != nil {
+		return "", "", err
+	}
+	return classify(resp.StatusCode, buf.Bytes(), key, into)
+}
+
+type gqlResponse struct {
+	Data   map[string]json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string `json:"message"`
+		Extensions struct {
+			Code string `json:"code"`
+		} `json:"extensions"`
+	} `json:"errors"`
+}
+
+func classify(status int, body []byte, key string, into any) (code, msg string, err error) {
+	var resp gqlResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		if status != http.StatusOK {
+			return "HTTP_" + strconv.Itoa(status), snippet(body), nil
+		}
+		return codeDecode, "response is not GraphQL JSON: " + snippet(body), nil
+	}
+	if len(resp.Errors) > 0 {
+		e := resp.Errors[0]
+		if e.Extensions.Code != "" {
+			return e.Extensions.Code, e.Message, nil
+		}
+		return "HTTP_" + strconv.Itoa(status), e.Message, nil
+	}
+	if status != http.StatusOK {
+		return "HTTP_" + strconv.Itoa(status), snippet(body), nil
+	}
+	var raw json.RawMessage
+	if key == "" {
+		for _, v := range resp.Data {
+			if !isNull(v) {
+				raw = v
+				break
+			}
+		}
+	} else {
+		raw = resp.Data[key]
+	}
+	if isNull(raw) {
+		return codeDecode, fmt.Sprintf("no data.%s in the response: %s", key, snippet(body)), nil
+	}
+	if into != nil {
+		if err := json.Unmarshal(raw, into); err != nil {
+			return codeDecode, fmt.Sprintf("data.%s: %v", key, err), nil
+		}
+	}
+	return "", "", nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func snippet(b []byte) string {
+	const n = 200
+	if len(b) > n {
+		return strconv.Quote(string(b[:n])) + "…"
+	}
+	return strconv.Quote(string(b))
+}
+
+// progress prints counts every o.Progress until ctx ends.
+func (r *runner) progress(ctx context.Context, vus []*vu, start time.Time) {
+	t := time.NewTicker(r.o.Progress)
+	defer t.Stop()
+	var lastOK int64
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var ok, bad int64
+			for _, v := range vus {
+				ok += v.ok.Load()
+				bad += v.bad.Load()
+			}
+			if now.Before(r.measureStart) {
+				r.logf("%5.1fs warming up", now.Sub(start).Seconds())
+				continue
+			}
+			// Counts are of measured requests only: the rate is over the measured part of the interval.
+			from := last
+			if from.Before(r.measureStart) {
+				from = r.measureStart
+			}
+			r.logf("%5.1fs measuring: ok=%d errors=%d (%.0f ok/s)", now.Sub(start).Seconds(), ok, bad,
+				float64(ok-lastOK)/now.Sub(from).Seconds())
+			lastOK, last = ok, now
+		}
+	}
+}
+
+// result merges the VUs' statistics.
+func (r *runner) result(vus []*vu, end time.Time) Result {
+	res := Result{
+		Label:       r.o.Label,
+		Scenario:    r.o.Scenario,
+		URL:         r.o.URL,
+		Concurrency: r.o.Concurrency,
+		Errors:      map[string]int64{},
+		StartedAt:   r.measureStart.UTC().Format(time.RFC3339Nano),
+	}
+	if r.o.Scenario != "trivial" && r.o.Scenario != "register" {
+		res.Accounts = r.o.Accounts
+	}
+	n := 0
+	for _, v := range vus {
+		n += len(v.lat)
+	}
+	lat := make([]time.Duration, 0, n)
+	for _, v := range vus {
+		lat = append(lat, v.lat...)
+		for c, k := range v.errs {
+			res.Errors[c] += k
+		}
+	}
+	slices.Sort(lat)
+	d := end.Sub(r.measureStart)
+	if d < 0 {
+		d = 0
+	}
+	res.DurationS = round(d.Seconds(), 3)
+	res.OK = int64(len(lat))
+	if d > 0 {
+		res.RPS = round(float64(res.OK)/d.Seconds(), 1)
+	}
+	if len(lat) > 0 {
+		var sum time.Duration
+		for _, l := range lat {
+			sum += l
+		}
+		res.LatencyMS = Latency{
+			P50:  ms(percentile(lat, 50)),
+			P90:  ms(percentile(lat, 90)),
+			P99:  ms(percentile(lat, 99)),
+			Max:  ms(lat[len(lat)-1]),
+			Mean: ms(sum / time.Duration(len(lat))),
+		}
+	}
+	return res
+}
+
+// percentile is the nearest-rank percentile of sorted (non-empty).
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) float64 { return round(float64(d)/1e6, 3) }
+
+func round(x float64, digits int) float64 {
+	p := math.Pow10(digits)
+	return math.Round(x*p) / p
+}
+
+// bodyPrefix is the JSON request body {"operationName":…,"query":…} without its closing brace.
+func bodyPrefix(op, doc string) []byte {
+	b := encodeBody(op, doc, nil)
+	return b[:len(b)-1]
+}
+
+func encodeBody(op, doc string, vars any) []byte {
+	b, err := json.Marshal(struct {
+		OperationName string `json:"operationName"`
+		Query         string `json:"query"`
+		Variables     any    `json:"variables,omitempty"`
+	}{op, doc, vars})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string; tokens (base64url, JWTs) take the fast path.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// prepareQuery gives an operation a name so that operationName can be sent: an anonymous
+// `{ … }` or `query { … }` becomes `query <name> { … }`; a named operation keeps its name. key is
+// the response key of the first root field (its alias, if any), "" when it cannot be told (the
+// selection starts with a fragment).
+func prepareQuery(q, name string) (doc, op, key string, err error) {
+	i := skipIgnored(q, 0)
+	switch {
+	case i >= len(q):
+		return "", "", "", errors.New("empty query")
+	case q[i] == '{':
+		doc, op = "query "+name+" "+q[i:], name
+	default:
+		kw, j := readName(q, i)
+		if kw != "query" && kw != "mutation" {
+			return "", "", "", fmt.Errorf("%q: want `{ … }` or `query Name { … }`", q)
+		}
+		k := skipIgnored(q, j)
+		if n, _ := readName(q, k); n != "" {
+			doc, op = q, n
+		} else {
+			doc, op = q[:j]+" "+name+q[j:], name
+		}
+	}
+	// The first root field: after the variable definitions, the first '{'.
+	depth, inString := 0, false
+	for i := 0; i < len(doc); i++ {
+		c := doc[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == '{' && depth == 0:
+			key, _ = readName(doc, skipIgnored(doc, i+1))
+			if key == "" && !strings.HasPrefix(doc[skipIgnored(doc, i+1):], "...") {
+				return "", "", "", fmt.Errorf("%q: no field in the selection set", q)
+			}
+			return doc, op, key, nil
+		}
+	}
+	return "", "", "", fmt.Errorf("%q: no selection set", q)
+}
+
+// skipIgnored skips GraphQL's ignored tokens (white space, commas, comments, BOM) from i.
+func skipIgnored(s string, i int) int {
+	for i < len(s) {
+		switch {
+		case s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == ',':
+			i++
+		case s[i] == '#':
+			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
+				i++
+			}
+		case strings.HasPrefix(s[i:], "\uFEFF"):
+			i += len("\uFEFF")
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// readName reads a GraphQL name at i; "" if there is none.
+func readName(s string, i int) (string, int) {
+	j := i
+	for j < len(s) {
+		c := s[j]
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (j > i && c >= '0' && c <= '9') {
+			j++
+			continue
+		}
+		break
+	}
+	return s[i:j], j
+}

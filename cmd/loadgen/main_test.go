@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gqlauth/app"
+	"gqlauth/config"
+	"gqlauth/password"
+)
+
+// newServer serves the real wiring (app.New) on an SQLite file, with cheap hashing and no rate
+// limits; vars override the environment. It returns the GraphQL URL.
+func newServer(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	env := map[string]string{
+		"DATABASE_URL":        filepath.Join(t.TempDir(), "loadgen.db"),
+		"DATA_DIR":            t.TempDir(),
+		"LOGIN_RATE_LIMIT":    "off",
+		"LOGIN_IP_RATE_LIMIT": "off",
+		"REGISTER_RATE_LIMIT": "off",
+		"LOG_LEVEL":           "error",
+	}
+	for k, v := range vars {
+		env[k] = v
+	}
+	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{
+		Password: &password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(func() { srv.Close(); _ = a.Close() })
+	return srv.URL + "/graphql"
+}
+
+func baseOptions(url, scenario string) Options {
+	return Options{
+		URL:          url,
+		Scenario:     scenario,
+		Concurrency:  4,
+		Duration:     300 * time.Millisecond,
+		Password:     "loadgen password 1",
+		TrivialQuery: "{ __typename }",
+		Timeout:      10 * time.Second,
+		Warmup:       50 * time.Millisecond,
+	}
+}
+
+// run runs o and decodes the one JSON line it prints.
+func run(t *testing.T, o Options) Result {
+	t.Helper()
+	var out, diag bytes.Buffer
+	if err := Run(context.Background(), o, &out, &diag); err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, diag.String())
+	}
+	line := out.String()
+	if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+		t.Fatalf("stdout is not exactly one line: %q", line)
+	}
+	var res Result
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("decoding %q: %v", line, err)
+	}
+	t.Logf("%s\nstderr:\n%s", strings.TrimSpace(line), diag.String())
+	return res
+}
+
+func checkClean(t *testing.T, res Result) {
+	t.Helper()
+	if res.OK <= 0 || res.RPS <= 0 || res.DurationS <= 0 {
+		t.Errorf("ok=%d rps=%v duration_s=%v: want all > 0", res.OK, res.RPS, res.DurationS)
+	}
+	if len(res.Errors) != 0 {
+		t.Errorf("errors = %v, want none", res.Errors)
+	}
+	l := res.LatencyMS
+	if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Mean <= l.Max && l.Mean > 0) {
+		t.Errorf("latencies not ordered: %+v", l)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, res.StartedAt); err != nil {
+		t.Errorf("started_at %q: %v", res.StartedAt, err)
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	url := newServer(t, nil)
+	for _, sc := range scenarios {
+		t.Run(sc, func(t *testing.T) {
+			o := baseOptions(url, sc)
+			o.Label = "test " + sc
+			res := run(t, o)
+			checkClean(t, res)
+			if res.Scenario != sc || res.Label != o.Label || res.URL != url || res.Concurrency != 4 {
+				t.Errorf("echoed fields wrong: %+v", res)
+			}
+			wantAccounts := 4
+			if sc == "trivial" || sc == "register" {
+				wantAccounts = 0
+			}
+			if res.Accounts != wantAccounts {
+				t.Errorf("accounts = %d, want %d", res.Accounts, wantAccounts)
+			}
+			if res.DurationS < 0.3 || res.DurationS > 5 {
+				t.Errorf("duration_s = %v, want about 0.3", res.DurationS)
+			}
+		})
+	}
+}
+
+// TestRequestCap: -n stops the run after exactly n measured requests, before -d.
+func TestRequestCap(t *testing.T) {
+	url := newServer(t, nil)
+	for _, sc := range []string{"login", "me"} {
+		t.Run(sc, func(t *testing.T) {
+			o := baseOptions(url, sc)
+			o.Duration, o.Requests, o.Warmup, o.Accounts = time.Minute, 50, 0, 2
+			res := run(t, o)
+			checkClean(t, res)
+			if res.OK != 50 {
+				t.Errorf("ok = %d, want 50", res.OK)
+			}
+			if res.Accounts != 2 {
+				t.Errorf("accounts = %d, want 2", res.Accounts)
+			}
+			if res.DurationS > 30 {
+				t.Errorf("duration_s = %v: -n did not stop the run", res.DurationS)
+			}
+		})
+	}
+}
+
+// TestSharedAccountsReused: a second run with the same e-mail prefix finds its accounts taken
+// and logs into them instead.
+func TestSharedAccountsReused(t *testing.T) {
+	url := newServer(t, nil)
+	o := baseOptions(url, "me")
+	o.EmailPrefix = "lg-reuse"
+	checkClean(t, run(t, o))
+	checkClean(t, run(t, o))
+}
+
+// TestRefreshChains: with no reuse grace, presenting any token but the last one received fails with
+// INVALID_REFRESH_TOKEN, so a clean run proves that every refresh used the token it got last. The
+// control run reuses the login's token and must fail.
+func TestRefreshChains(t *testing.T) {
+	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
+	o := baseOptions(url, "refresh")
+	res := run(t, o)
+	checkClean(t, res)
+	if res.OK < 8 {
+		t.Errorf("ok = %d: too few refreshes to show chaining", res.OK)
+	}
+
+	o.reuseFirstRefreshToken = true
+	res = run(t, o)
+	if res.Errors["INVALID_REFRESH_TOKEN"] == 0 {
+		t.Errorf("control run without chaining: errors = %v, want INVALID_REFRESH_TOKEN", res.Errors)
+	}
+}
+
+// TestCookieModeRefused: a server in cookie mode returns no refresh token in the body; the refresh
+// scenario cannot chain and fails setup with a clear message.
+func TestCookieModeRefused(t *testing.T) {
+	url := newServer(t, map[string]string{"REFRESH_TOKEN_COOKIE": "true", "COOKIE_SECURE": "false"})
+	var out, diag bytes.Buffer
+	code := runMain(context.Background(), []string{"-url", url, "-scenario", "refresh", "-c", "2", "-d", "100ms", "-warmup", "0"}, &out, &diag)
+	if code != 1 || out.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q: want 1 and nothing", code, out.String())
+	}
+	if !strings.Contains(diag.String(), "cookie mode") {
+		t.Errorf("stderr does not explain cookie mode:\n%s", diag.String())
+	}
+}
+
+// TestTrivialQueryChecked: a trivial query the server rejects fails setup (exit 1) instead of
+// measuring errors.
+func TestTrivialQueryChecked(t *testing.T) {
+	url := newServer(t, nil)
+	var out, diag bytes.Buffer
+	code := runMain(context.Background(), []string{"-url", url, "-scenario", "trivial", "-trivial-query", "{ hello }", "-d", "100ms"}, &out, &diag)
+	if code != 1 || out.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q: want 1 and nothing", code, out.String())
+	}
+	if !strings.Contains(diag.String(), "GRAPHQL_VALIDATION_FAILED") {
+		t.Errorf("stderr:\n%s", diag.String())
+	}
+}
+
+func TestErrorsCountedNotThroughput(t *testing.T) {
+	url := newServer(t, nil)
+	o := baseOptions(url, "trivial")
+	o.TrivialQuery = "{ me { id } }" // UNAUTHENTICATED: passes validation, fails every time
+	var out, diag bytes.Buffer
+	if err := Run(context.Background(), o, &out, &diag); err == nil {
+		t.Fatalf("setup accepted a failing trivial query")
+	}
+	// The same failure during the run (bypassing the setup check) is counted as an error.
+	r, err := newRunner(context.Background(), withDefaults(t, o), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := r.call(context.Background(), r.trivialBody, nil, r.trivialKey, nil, &bytes.Buffer{})
+	if err != nil || code != "UNAUTHENTICATED" {
+		t.Errorf("code %q, err %v; want UNAUTHENTICATED", code, err)
+	}
+}
+
+func withDefaults(t *testing.T, o Options) Options {
+	t.Helper()
+	if err := validate(&o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestRemoteURLRefused(t *testing.T) {
+	for _, u := range []string{"http://10.1.2.3:8080/graphql", "http://example.com/graphql", "http://[2001:db8::1]/graphql", "http://0.0.0.0:8080/graphql"} {
+		var out, diag bytes.Buffer
+		code := runMain(context.Background(), []string{"-url", u, "-scenario", "trivial"}, &out, &diag)
+		if code != 2 || out.Len() != 0 || !strings.Contains(diag.String(), "-allow-remote") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q: want 2, nothing, a hint at -allow-remote", u, code, out.String(), diag.String())
+		}
+		o := baseOptions(u, "trivial")
+		o.AllowRemote = true
+		if err := validate(&o); err != nil {
+			t.Errorf("%s with -allow-remote: %v", u, err)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:1/graphql", "http://127.8.9.10/graphql", "http://[::1]:8080/graphql", "http://LocalHost:8080/graphql"} {
+		o := baseOptions(u, "trivial")
+		if err := validate(&o); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},                             // no scenario
+		{"-scenario", "mixed"},         // unknown
+		{"-scenario", "me", "-c", "0"}, // no VUs
+		{"-scenario", "me", "-d", "0"}, // no limit at all
+		{"-scenario", "me", "-email-prefix", "a b"},
+		{"-scenario", "trivial", "-trivial-query", "fragment F on Query { x }"},
+		{"-scenario", "me", "extra"},
+		{"-bogus"},
+	} {
+		var out, diag bytes.Buffer
+		if code := runMain(context.Background(), args, &out, &diag); code != 2 || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing", args, code, out.String())
+		}
+	}
+	var out, diag bytes.Buffer
+	if code := runMain(context.Background(), []string{"-h"}, &out, &diag); code != 0 || !strings.Contains(diag.String(), "Scenarios:") {
+		t.Errorf("-h: exit %d, stderr %q", code, diag.String())
+	}
+}
+
+func TestSetupFailureExit1(t *testing.T) {
+	var out, diag bytes.Buffer
+	// Nothing listens on port 1.
+	code := runMain(context.Background(), []string{"-url", "http://127.0.0.1:1/graphql", "-scenario", "login", "-c", "2", "-timeout", "2s"}, &out, &diag)
+	if code != 1 || out.Len() != 0 {
+		t.Errorf("exit %d, stdout %q: want 1 and nothing (stderr %q)", code, out.String(), diag.String())
+	}
+}
+
+func TestPrepareQuery(t *testing.T) {
+	for _, c := range []struct{ in, doc, op, key string }{
+		{"{ __typename }", "query Trivial { __typename }", "Trivial", "__typename"},
+		{"{ hello }", "query Trivial { hello }", "Trivial", "hello"},
+		{`{ ping(id: "1") { id email } }`, `query Trivial { ping(id: "1") { id email } }`, "Trivial", "ping"},
+		{"query { h: hello }", "query Trivial { h: hello }", "Trivial", "h"},
+		{"query Hello { hello }", "query Hello { hello }", "Hello", "hello"},
+		{`query P($id: ID! = "{x") { ping(id: $id) { id } }`, `query P($id: ID! = "{x") { ping(id: $id) { id } }`, "P", "ping"},
+		{"# c\n  { ...F } fragment F on Query { hello }", "query Trivial { ...F } fragment F on Query { hello }", "Trivial", ""},
+	} {
+		doc, op, key, err := prepareQuery(c.in, "Trivial")
+		if err != nil || doc != c.doc || op != c.op || key != c.key {
+			t.Errorf("prepareQuery(%q) = %q, %q, %q, %v; want %q, %q, %q", c.in, doc, op, key, err, c.doc, c.op, c.key)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		body   string
+		code   string
+	}{
+		{200, `{"data":{"me":{"id":"1"}}}`, ""},
+		{200, `{"data":{"me":null},"errors":[{"message":"x","extensions":{"code":"UNAUTHENTICATED"}}]}`, "UNAUTHENTICATED"},
+		{200, `{"data":null,"errors":[{"message":"x"}]}`, "HTTP_200"},
+		{422, `{"errors":[{"message":"x","extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`, "GRAPHQL_VALIDATION_FAILED"},
+		{502, `bad gateway`, "HTTP_502"},
+		{500, `{}`, "HTTP_500"},
+		{200, `not json`, "DECODE"},
+		{200, `{"data":{}}`, "DECODE"},
+		{200, `{"data":{"me":null}}`, "DECODE"},
+	} {
+		code, _, _ := classify(c.status, []byte(c.body), "me", nil)
+		if code != c.code {
+			t.Errorf("classify(%d, %s) = %q, want %q", c.status, c.body, code, c.code)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 100; i++ {
+		s = append(s, time.Duration(i)*time.Millisecond)
+	}
+	if p := percentile(s, 50); p != 50*time.Millisecond {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := percentile(s, 99); p != 99*time.Millisecond {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile(s[:1], 99); p != time.Millisecond {
+		t.Errorf("p99 of one = %v", p)
+	}
+}
