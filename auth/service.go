@@ -66,6 +66,7 @@ type Service struct {
 	hashSlots chan struct{}
 
 	broadcastsReceived atomic.Int64
+	users              userCache
 	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
 	// e-mail costs the same as one with a wrong password and timing does not reveal which accounts exist.
 	dummyHash string
@@ -213,6 +214,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 	if rehash {
 		// The configured cost changed since this hash was made: upgrade it while we know the password.
 		if h, err := s.hash(ctx, pw); err == nil {
+			s.users.drop(u.ID)
 			if err := s.store.SetPasswordHash(ctx, u.ID, h, now); err != nil {
 				s.log.Warn("rehash failed", "user_id", u.ID, "err", err)
 			}
@@ -401,6 +403,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
 	s.revs.add(ctx, ids, now, s.log)
+	s.users.drop(u.ID)
 	u.PasswordHash = hash
 	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
 	return s.pair(u, p.SessionID, raw, expires)
@@ -428,10 +431,18 @@ func (s *Service) User(ctx context.Context, id string) (*models.User, error) {
 }
 
 // Me returns the caller's account. A caller whose account is gone gets ErrSessionRevoked.
+// It reads through a short-lived cache (see userCache).
 func (s *Service) Me(ctx context.Context, p *Principal) (*models.User, error) {
+	now := s.now()
+	if u, ok := s.users.get(p.UserID, now); ok {
+		return u, nil
+	}
 	u, err := s.User(ctx, p.UserID)
 	if err == nil && u == nil {
 		return nil, ErrSessionRevoked
+	}
+	if err == nil {
+		s.users.put(u, now)
 	}
 	return u, err
 }

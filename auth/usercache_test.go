@@ -1,0 +1,38 @@
+package auth_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"gqlauth/auth"
+	"gqlauth/internal/testdb"
+	"gqlauth/models"
+)
+
+// `me` reads through a cache that lives at most a few seconds and never holds the password hash.
+func TestMeCache(t *testing.T) {
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	svc, db := newTestService(t, testdb.SQLite(t), auth.Options{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	p, err := svc.Register(ctx, "alice@example.com", "alice password", auth.Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := &auth.Principal{UserID: p.User.ID, SessionID: p.SessionID, Role: models.RoleUser}
+	u, err := svc.Me(ctx, me)
+	if err != nil || u.Email != "alice@example.com" {
+		t.Fatalf("Me = %+v, %v", u, err)
+	}
+	if err := db.SetRole(ctx, p.User.ID, models.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	u, _ = svc.Me(ctx, me)
+	if u.Role != models.RoleUser || u.PasswordHash != "" {
+		t.Fatalf("cached Me = role %s, hash %q; want the cached USER and no hash", u.Role, u.PasswordHash)
+	}
+	now = now.Add(6 * time.Second)
+	if u, _ = svc.Me(ctx, me); u.Role != models.RoleAdmin {
+		t.Fatalf("Me after the cache TTL = role %s, want ADMIN", u.Role)
+	}
+}
