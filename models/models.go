@@ -71,7 +71,7 @@ type Session struct {
 	User       *User      `gorm:"constraint:OnDelete:CASCADE"`
 	CreatedAt  time.Time  `gorm:"not null"`
 	LastUsedAt time.Time  `gorm:"not null"`
-	ExpiresAt  time.Time  `gorm:"not null;index"` // the janitor purges by expiry
+	ExpiresAt  time.Time  `gorm:"not null"` // not indexed: it changes on every refresh, and an index would make each refresh a non-HOT update
 	RevokedAt  *time.Time `gorm:"index"`
 	UserAgent  *string    `gorm:"size:512"`
 	IP         *string    `gorm:"size:64"`
@@ -90,7 +90,7 @@ type RefreshToken struct {
 	Session   *Session  `gorm:"constraint:OnDelete:CASCADE"`
 	UserID    string    `gorm:"size:36;not null;index"`
 	User      *User     `gorm:"constraint:OnDelete:CASCADE"`
-	ParentID  *uint64   `gorm:"index"`
+	ParentID  *uint64   // the token it replaced: an audit trail, never queried, so not indexed
 	CreatedAt time.Time `gorm:"not null"`
 	ExpiresAt time.Time `gorm:"not null;index"`
 	RotatedAt *time.Time

@@ -26,6 +26,13 @@ func main() {
 // runMain parses args, runs the load test and returns the exit status: 0 after a run (even with
 // request errors: they are in the JSON), 1 when setup failed, 2 on a usage error.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && (args[0] == "-summarize" || args[0] == "--summarize") {
+		if err := summarize(args[1], stdout); err != nil {
+			fmt.Fprintf(stderr, "loadgen: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -70,6 +77,9 @@ Output: one JSON line on stdout:
    "latency_ms":{"p50","p90","p99","max","mean"},"accounts","started_at"}
 duration_s and started_at are of the measured window (after warm-up); accounts is 0 for trivial
 and register. Exit status: 0 after a run (even with errors), 1 on setup failure, 2 on usage error.
+
+Summary: loadgen -summarize FILE prints a Markdown table (median over rounds per server and
+scenario) of the JSON lines in FILE, as scripts/bench.sh collects them.
 
 Flags:
 `
