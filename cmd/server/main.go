@@ -90,8 +90,10 @@ func setMemoryLimit(cfg *config.Config) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
+	// High enough that the collector stays out of the way at the default concurrency (a lower limit
+	// measurably slows logins), low enough to cap a flood: 80 MiB plus one hash per hashing slot.
 	perHash := int64(password.Default.Memory) << 10
-	debug.SetMemoryLimit(48<<20 + int64(cfg.PasswordHashConcurrency)*perHash*3/2)
+	debug.SetMemoryLimit(80<<20 + int64(cfg.PasswordHashConcurrency)*perHash)
 }
 
 func portOf(addr string) string {
