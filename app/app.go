@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		MaxDepth:       cfg.MaxQueryDepth,
 		MaxComplexity:  cfg.MaxQueryComplexity,
 		TrustedProxies: cfg.TrustedProxies,
+		RequestTimeout: cfg.RequestTimeout,
 		Cookie:         graph.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},
 		CORSOrigins:    cfg.CORSAllowedOrigins,
 		OnOperation:    metrics.GraphQLOperation,

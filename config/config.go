@@ -64,6 +64,7 @@ type Config struct {
 	LogFormat         string        // LOG_FORMAT: text or json
 	LogLevel          slog.Level    // LOG_LEVEL: debug, info, warn or error
 	ShutdownTimeout   time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests may finish
+	RequestTimeout    time.Duration // REQUEST_TIMEOUT: a GraphQL request's deadline (database work included)
 	JanitorInterval   time.Duration // JANITOR_INTERVAL: 0 disables the janitor
 	JanitorRetention  time.Duration // JANITOR_RETENTION: keep expired/revoked sessions this long
 	JWTKeysDir        string        // JWT_KEYS_DIR: rotating Ed25519 keys shared by replicas
@@ -153,6 +154,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 
 		LogFormat:         strings.ToLower(get("LOG_FORMAT", "text")),
 		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", "15s"),
+		RequestTimeout:    dur("REQUEST_TIMEOUT", "10s"),
 		JanitorInterval:   dur("JANITOR_INTERVAL", "1h"),
 		JanitorRetention:  dur("JANITOR_RETENTION", "168h"),
 		JWTKeysDir:        get("JWT_KEYS_DIR", ""),
@@ -241,6 +243,10 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > 25*time.Second {
+		// The HTTP write timeout is 30s: a request must give up before its response can no longer be sent.
+		bad("REQUEST_TIMEOUT must be between 100ms and 25s (got %s)", c.RequestTimeout)
 	}
 	if c.JanitorInterval < 0 || (c.JanitorInterval > 0 && c.JanitorInterval < time.Second) {
 		bad("JANITOR_INTERVAL must be 0 (off) or at least 1s")

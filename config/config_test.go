@@ -42,6 +42,7 @@ func TestInvalid(t *testing.T) {
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"JANITOR_RETENTION": "10m"}, "JANITOR_RETENTION"},
 		{map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, "SHUTDOWN_TIMEOUT"},
+		{map[string]string{"REQUEST_TIMEOUT": "1m"}, "REQUEST_TIMEOUT"},
 		{map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
 		{map[string]string{"REVOCATION_POLL_INTERVAL": "5s"}, "REVOCATION_POLL_INTERVAL"},
 	} {

@@ -52,6 +52,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// password-hashing slot): not a server fault worth an error-level log line.
 			gqlErr.Message = "the request was cancelled or timed out"
 			ext["code"] = string(model.ErrorCodeInternalServerError)
+			if errors.Is(err, context.DeadlineExceeded) {
+				log.WarnContext(ctx, "request deadline exceeded", "path", gqlErr.Path.String(), "err", err)
+			}
 		case lookupError(err, ext, gqlErr):
 		case isGraphQLError(err):
 			// Parse, validation and argument-coercion errors from gqlgen itself keep their message.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -46,6 +47,9 @@ type Options struct {
 	MaxComplexity int
 	// TrustedProxies are the peers whose X-Forwarded-For header names the client.
 	TrustedProxies []netip.Prefix
+	// RequestTimeout is each GraphQL request's deadline, passed to the database and to the queue for a
+	// password-hashing slot, so a stalled database fails requests instead of hanging them; 0 means none.
+	RequestTimeout time.Duration
 	// Cookie configures cookie mode (the refresh token in an HttpOnly cookie).
 	Cookie CookieOptions
 	// CORSOrigins are the browser origins allowed to call the API with credentials ("*": any origin,
@@ -170,6 +174,11 @@ func graphqlEndpoint(svc *auth.Service, srv *handler.Server, opts Options) http.
 			IP:        clientIP(r, opts.TrustedProxies),
 		})
 		ctx = withExchange(ctx, w, r)
+		if opts.RequestTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, opts.RequestTimeout)
+			defer cancel()
+		}
 		rec := &opRecord{}
 		ctx = context.WithValue(ctx, opRecordKey{}, rec)
 		cw := &codedErrorWriter{ResponseWriter: w, body: body, maxBody: opts.MaxBodyBytes}

@@ -307,6 +307,42 @@ func TestResolverPanicIsRecovered(t *testing.T) {
 	}
 }
 
+// stallStore never answers: a database that hangs.
+type stallStore struct{ auth.Store }
+
+func (stallStore) UserByEmail(ctx context.Context, _ string) (*models.User, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("query: %w", ctx.Err())
+}
+
+// A stalled database fails the request at REQUEST_TIMEOUT instead of hanging it.
+func TestRequestTimeout(t *testing.T) {
+	tokens, err := token.NewHS256Issuer([]byte(strings.Repeat("k", 32)), token.Options{Issuer: "i", Audience: "a", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.NewService(stallStore{}, tokens, auth.Options{Password: cheap, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := graph.NewHandler(svc, graph.Options{Logger: discardLogger(), RequestTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	e := &env{t: t, srv: srv}
+	start := time.Now()
+	r := e.post(loginQ, loginVars("alice@example.com", pw))
+	wantCode(t, r, "INTERNAL_SERVER_ERROR", "")
+	if !strings.Contains(r.Errors[0].Message, "timed out") {
+		t.Fatalf("message: %q", r.Errors[0].Message)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the request hung for %s", d)
+	}
+}
+
 // Logs never contain a token, a password or a password hash.
 func TestNoSecretsInLogs(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
