@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"gqlauth/internal/testlog"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +15,6 @@ import (
 	"gqlauth/models"
 	"gqlauth/store"
 )
-
-// syncBuffer is a log sink that the janitor goroutine and the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestJanitorPurgesAndStops(t *testing.T) {
 	ctx := context.Background()
@@ -59,7 +41,7 @@ func TestJanitorPurgesAndStops(t *testing.T) {
 		}
 	}
 
-	var logs syncBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -118,7 +100,7 @@ func TestJanitorLogsFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close() // every purge now fails
-	var logs syncBuffer
+	var logs testlog.Buffer
 	janitorPass(ctx, db, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "janitor: purge failed") {
 		t.Fatalf("want a WARN line, got:\n%s", out)
@@ -126,7 +108,7 @@ func TestJanitorLogsFailure(t *testing.T) {
 	// A purge cut short by shutdown is not reported as a failure.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	logs = syncBuffer{}
+	logs = testlog.Buffer{}
 	janitorPass(cctx, db, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 	if out := logs.String(); out != "" {
 		t.Fatalf("logged on shutdown:\n%s", out)

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"gqlauth/internal/testlog"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -346,10 +346,9 @@ func TestRequestTimeout(t *testing.T) {
 // Logs never contain a token, a password or a password hash.
 func TestNoSecretsInLogs(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
-		var mu sync.Mutex
-		var logs bytes.Buffer
+		var logs testlog.Buffer
 		e := newEnv(t, dsn, envOpt{vars: map[string]string{"REFRESH_REUSE_GRACE": "0s", "LOGIN_RATE_LIMIT": "2/1m"},
-			logger: slog.New(slog.NewJSONHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		p := e.register("alice@example.com", pw)
 		q := e.mustPair(e.refresh(p.RefreshToken), "refreshToken")
 		e.refresh(p.RefreshToken) // reuse: revokes the session, logged as a warning
@@ -365,9 +364,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		e.app.Store.Gorm().Exec("DROP TABLE refresh_tokens") // force an internal error, which is logged
 		e.refresh(q.RefreshToken)
 
-		mu.Lock()
 		out := logs.String()
-		mu.Unlock()
 		if !strings.Contains(out, "internal error") || !strings.Contains(out, "refresh_token_reuse") {
 			t.Fatalf("expected log lines missing; got:\n%s", out)
 		}
@@ -378,15 +375,4 @@ func TestNoSecretsInLogs(t *testing.T) {
 			}
 		}
 	})
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

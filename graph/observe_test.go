@@ -2,12 +2,12 @@ package graph_test
 
 import (
 	"encoding/json"
+	"gqlauth/internal/testlog"
 	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -142,13 +142,11 @@ func TestRequestIDHeader(t *testing.T) {
 
 // logLines returns the JSON records in buf once cond holds for them (the access log line is written
 // after the response, so a client may see the response first).
-func logLines(t *testing.T, mu *sync.Mutex, buf *strings.Builder, cond func([]map[string]any) bool) []map[string]any {
+func logLines(t *testing.T, buf *testlog.Buffer, cond func([]map[string]any) bool) []map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		mu.Lock()
 		raw := buf.String()
-		mu.Unlock()
 		var recs []map[string]any
 		for _, l := range strings.Split(strings.TrimSpace(raw), "\n") {
 			var m map[string]any
@@ -170,16 +168,15 @@ func logLines(t *testing.T, mu *sync.Mutex, buf *strings.Builder, cond func([]ma
 func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		logger func(w *lockedWriter) *slog.Logger
+		logger func(w *testlog.Buffer) *slog.Logger
 	}{
-		{"observe logger", func(w *lockedWriter) *slog.Logger { return observe.NewLogger(w, "json", slog.LevelInfo) }},
+		{"observe logger", func(w *testlog.Buffer) *slog.Logger { return observe.NewLogger(w, "json", slog.LevelInfo) }},
 		// app.New adds request ids to any logger it is given.
-		{"plain slog logger", func(w *lockedWriter) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }},
+		{"plain slog logger", func(w *testlog.Buffer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var buf strings.Builder
-			e := newEnv(t, testdb.SQLite(t), envOpt{logger: tc.logger(&lockedWriter{mu: &mu, w: &buf})})
+			var buf testlog.Buffer
+			e := newEnv(t, testdb.SQLite(t), envOpt{logger: tc.logger(&buf)})
 			p := e.register("alice@example.com", pw)
 			res, r := e.do(loginQ, loginVars("alice@example.com", "wrong password"),
 				"X-Request-ID", "req-failed-login", "Authorization", "Bearer "+p.AccessToken)
@@ -188,7 +185,7 @@ func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 				t.Fatalf("X-Request-ID not echoed: %q", res.Header.Get("X-Request-ID"))
 			}
 			const requests = 2
-			recs := logLines(t, &mu, &buf, func(recs []map[string]any) bool {
+			recs := logLines(t, &buf, func(recs []map[string]any) bool {
 				n := 0
 				for _, m := range recs {
 					if m["msg"] == "http request" {
@@ -222,9 +219,7 @@ func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 			if len(audit) != 1 || audit[0]["event"] != "login" || audit[0]["outcome"] != "failed" {
 				t.Fatalf("audit lines of the request: %v", audit)
 			}
-			mu.Lock()
 			out := buf.String()
-			mu.Unlock()
 			for _, secret := range []string{pw, "wrong password", p.AccessToken, p.RefreshToken} {
 				if strings.Contains(out, secret) {
 					t.Fatalf("log contains a secret (%.10s…):\n%s", secret, out)

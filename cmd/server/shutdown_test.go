@@ -1,30 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
+	"gqlauth/internal/testlog"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // SIGTERM in the middle of requests: every in-flight request completes, new connections are
 // refused, and run returns cleanly.
@@ -44,7 +30,7 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 	t.Setenv("LOGIN_IP_RATE_LIMIT", "off")
 	t.Setenv("SHUTDOWN_TIMEOUT", "30s")
 
-	var logs syncBuffer
+	var logs testlog.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(&logs) }()
 	base := "http://" + addr
