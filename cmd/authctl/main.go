@@ -275,15 +275,21 @@ func (c *cli) readPassword() (string, error) {
 }
 
 // userByEmail finds a user, with an operator's message when there is none.
-func userByEmail(ctx context.Context, db *store.DB, email string) (*models.User, error) {
-	u, err := db.UserByEmail(ctx, email)
-	if errors.Is(err, auth.ErrNotFound) {
-		return nil, fmt.Errorf("no user with e-mail %s", email)
-	}
+// openUser opens the store and finds the user with the e-mail; on error nothing is left open.
+func (c *cli) openUser(ctx context.Context, email string) (*store.DB, *models.User, error) {
+	db, err := c.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("find user: %w", err)
+		return nil, nil, err
 	}
-	return u, nil
+	u, err := db.UserByEmail(ctx, email)
+	if err != nil {
+		_ = db.Close()
+		if errors.Is(err, auth.ErrNotFound) {
+			return nil, nil, fmt.Errorf("no user with e-mail %s", email)
+		}
+		return nil, nil, fmt.Errorf("find user: %w", err)
+	}
+	return db, u, nil
 }
 
 func (c *cli) userSetRole(ctx context.Context, args []string) error {
@@ -304,15 +310,11 @@ func (c *cli) userSetRole(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := c.open(ctx)
+	db, u, err := c.openUser(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	u, err := userByEmail(ctx, db, addr)
-	if err != nil {
-		return err
-	}
 	if err := db.SetRole(ctx, u.ID, role); err != nil {
 		if errors.Is(err, auth.ErrNotFound) {
 			return fmt.Errorf("no user with e-mail %s", addr)
@@ -333,15 +335,11 @@ func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := c.open(ctx)
+	db, u, err := c.openUser(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	u, err := userByEmail(ctx, db, addr)
-	if err != nil {
-		return err
-	}
 	ids, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now().UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
