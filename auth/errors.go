@@ -25,6 +25,11 @@ var (
 	// ErrEmailTaken: an account with that e-mail already exists.
 	ErrEmailTaken = errors.New("auth: email taken")
 
+	// ErrUnavailable: a dependency (the database) could not be reached or broke off; the operation
+	// was not carried out, or its outcome is unknown to the server, and a retry is the remedy. A Store
+	// wraps such errors with it (errors.Is matches; the driver's error stays in the chain for logs).
+	ErrUnavailable = errors.New("auth: service unavailable")
+
 	// ErrNotFound is returned by a Store when no row matches.
 	ErrNotFound = errors.New("auth: not found")
 	// ErrConflict is returned by a Store when a conditional write matched no row: another request

@@ -150,6 +150,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 	}
 	hash, err := s.hash(ctx, pw)
 	if err != nil {
+		s.takeBack(ctx, err, attempt{"register:ip:" + c.IP, s.opts.RegisterRate})
 		return nil, err
 	}
 	now := s.now()
@@ -162,6 +163,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 		if errors.Is(err, ErrEmailTaken) {
 			s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeFailed, IP: c.IP})
 		}
+		s.takeBack(ctx, err, attempt{"register:ip:" + c.IP, s.opts.RegisterRate})
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP})
@@ -198,10 +200,12 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
+		s.takeBack(ctx, err, attempt{accountKey, s.opts.LoginRate}, attempt{ipKey, s.opts.LoginIPRate})
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	ok, rehash, err := s.verify(ctx, pw, u.PasswordHash)
 	if err != nil {
+		s.takeBack(ctx, err, attempt{accountKey, s.opts.LoginRate}, attempt{ipKey, s.opts.LoginIPRate})
 		return nil, fmt.Errorf("login: stored hash of user %s: %w", u.ID, err)
 	}
 	if !ok {
@@ -530,6 +534,29 @@ func (s *Service) limit(ctx context.Context, key string, r ratelimit.Rate) error
 		return &RateLimitedError{RetryAfter: res.RetryAfter}
 	}
 	return nil
+}
+
+// attempt is one limiter key with the rate it was counted under.
+type attempt struct {
+	key  string
+	rate ratelimit.Rate
+}
+
+// takeBack undoes counted attempts that the service could not judge because err says a dependency
+// was unavailable or the request ran out of time: a client that retries through a database outage
+// must not find itself rate limited once the database is back. Other errors leave the counts alone.
+func (s *Service) takeBack(ctx context.Context, err error, attempts ...attempt) {
+	if s.opts.Limiter == nil || !(errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // the request's own deadline may be what ran out
+	for _, a := range attempts {
+		if a.rate.Enabled() {
+			if err := s.opts.Limiter.Undo(ctx, a.key); err != nil {
+				s.log.Warn("rate limiter undo failed", "err", err)
+			}
+		}
+	}
 }
 
 // forgive clears an account's failure count and takes back one attempt from an IP's count.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -30,10 +32,29 @@ var errorTable = []struct {
 	{auth.ErrInvalidCredentials, model.ErrorCodeInvalidCredentials, "", "invalid e-mail or password"},
 	{auth.ErrRefreshTokenInvalid, model.ErrorCodeInvalidRefreshToken, "", "the refresh token is invalid, expired or revoked"},
 	{auth.ErrEmailTaken, model.ErrorCodeEmailTaken, "", "an account with this e-mail already exists"},
+	{auth.ErrUnavailable, model.ErrorCodeServiceUnavailable, "", "the service is temporarily unavailable; retry shortly"},
+}
+
+// sampledWarning writes at most one warning per second: outage errors arrive at request rate while
+// the database is down. The number of lines left out meanwhile rides along.
+type sampledWarning struct {
+	last       atomic.Int64 // unix nanoseconds of the last line written
+	suppressed atomic.Int64
+}
+
+func (w *sampledWarning) warn(ctx context.Context, log *slog.Logger, msg string, gqlErr *gqlerror.Error, err error) {
+	now := time.Now().UnixNano()
+	last := w.last.Load()
+	if now-last < int64(time.Second) || !w.last.CompareAndSwap(last, now) {
+		w.suppressed.Add(1)
+		return
+	}
+	log.WarnContext(ctx, msg, "path", gqlErr.Path.String(), "err", err, "suppressed_since_last", w.suppressed.Swap(0))
 }
 
 // presentError is gqlgen's error presenter: it gives every resolver error a code.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	var warnings sampledWarning
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		ext := map[string]any{}
@@ -47,14 +68,19 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			secs := int(math.Ceil(rerr.RetryAfter.Seconds()))
 			gqlErr.Message = fmt.Sprintf("too many attempts; try again in %d seconds", secs)
 			ext["code"], ext["retryAfter"] = string(model.ErrorCodeRateLimited), secs
-		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-			// The client went away or the request timed out while waiting (for example for a
-			// password-hashing slot): not a server fault worth an error-level log line.
-			gqlErr.Message = "the request was cancelled or timed out"
+		case errors.Is(err, context.DeadlineExceeded):
+			// REQUEST_TIMEOUT ran out (a slow database, or a long wait for a password-hashing slot):
+			// the client may retry; an operator sees the cause in the (rate-limited) warning.
+			gqlErr.Message = "the request timed out; retry shortly"
+			ext["code"] = string(model.ErrorCodeServiceUnavailable)
+			warnings.warn(ctx, log, "request deadline exceeded", gqlErr, err)
+		case errors.Is(err, context.Canceled):
+			// The client went away: not a server fault worth an error-level log line.
+			gqlErr.Message = "the request was cancelled"
 			ext["code"] = string(model.ErrorCodeInternalServerError)
-			if errors.Is(err, context.DeadlineExceeded) {
-				log.WarnContext(ctx, "request deadline exceeded", "path", gqlErr.Path.String(), "err", err)
-			}
+		case errors.Is(err, auth.ErrUnavailable):
+			lookupError(err, ext, gqlErr)
+			warnings.warn(ctx, log, "database unavailable", gqlErr, err)
 		case lookupError(err, ext, gqlErr):
 		case isGraphQLError(err):
 			// Parse, validation and argument-coercion errors from gqlgen itself keep their message.

@@ -28,6 +28,9 @@ func TestPresenterTable(t *testing.T) {
 		{&auth.ValidationError{Field: "email", Message: "is required"}, "BAD_USER_INPUT", "", "email"},
 		{errors.New(`pq: relation "users" does not exist`), "INTERNAL_SERVER_ERROR", "", ""},
 		{recoverPanic(log)(ctx, "boom"), "INTERNAL_SERVER_ERROR", "", ""},
+		{fmt.Errorf("login: %w: %w", auth.ErrUnavailable, errors.New("pq: dial tcp 10.0.0.5:5432: connect: connection refused")), "SERVICE_UNAVAILABLE", "", ""},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), "SERVICE_UNAVAILABLE", "", ""},
+		{context.Canceled, "INTERNAL_SERVER_ERROR", "", ""},
 	} {
 		got := present(ctx, tc.err)
 		if got.Extensions["code"] != tc.code || (tc.reason != "" && got.Extensions["reason"] != tc.reason) ||
@@ -38,7 +41,8 @@ func TestPresenterTable(t *testing.T) {
 			t.Errorf("message leaks internals: %q", got.Message)
 		}
 	}
-	if !strings.Contains(logged.String(), "relation") || !strings.Contains(logged.String(), "boom") {
+	if !strings.Contains(logged.String(), "relation") || !strings.Contains(logged.String(), "boom") ||
+		!strings.Contains(logged.String(), "connection refused") {
 		t.Errorf("internal errors and panics must reach the log: %s", logged.String())
 	}
 }

@@ -470,6 +470,11 @@ enum ErrorCode {
   "Something failed on the server; details are only in the server log."
   INTERNAL_SERVER_ERROR
   """
+  The server could not reach its database, or the request ran out of time (REQUEST_TIMEOUT). Nothing was
+  decided: retry with backoff. A refreshToken that fails this way leaves the refresh token usable.
+  """
+  SERVICE_UNAVAILABLE
+  """
   The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
   JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
   """

@@ -334,7 +334,7 @@ func TestRequestTimeout(t *testing.T) {
 	e := &env{t: t, srv: srv}
 	start := time.Now()
 	r := e.post(loginQ, loginVars("alice@example.com", pw))
-	wantCode(t, r, "INTERNAL_SERVER_ERROR", "")
+	wantCode(t, r, "SERVICE_UNAVAILABLE", "")
 	if !strings.Contains(r.Errors[0].Message, "timed out") {
 		t.Fatalf("message: %q", r.Errors[0].Message)
 	}

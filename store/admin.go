@@ -49,8 +49,8 @@ func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted i
 		var n int
 		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
 			var ids []string
-			if err := tx.Raw("SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT ?"+lock,
-				before, before, batch).Scan(&ids).Error; err != nil {
+			if err := scan(tx.Raw("SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT ?"+lock,
+				before, before, batch), &ids); err != nil {
 				return err
 			}
 			n = len(ids)

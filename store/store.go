@@ -47,7 +47,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	pg := IsPostgres(dsn)
 	var dial gorm.Dialector
 	if pg {
-		dial = postgres.Open(dsn)
+		dial = pgDialector{postgres.Open(dsn).(*postgres.Dialector)}
 	} else {
 		path := strings.TrimPrefix(dsn, "sqlite://")
 		if dir := filepath.Dir(path); dir != "" {
@@ -292,11 +292,11 @@ SELECT ?, ?, ?, ?, ?, ? FROM t
 RETURNING id`
 	n := r.New
 	var ids []uint64
-	err := db.ctx(ctx).Raw(q,
+	err := scan(db.ctx(ctx).Raw(q,
 		r.Now, r.ExpiresAt, r.UserAgent, r.IP, r.SessionID, r.Now,
 		r.RetireOld, r.Now, r.OldID,
 		n.TokenHash, n.SessionID, n.UserID, n.ParentID, n.CreatedAt, n.ExpiresAt,
-	).Scan(&ids).Error
+	), &ids)
 	if err != nil {
 		return err
 	}
@@ -337,7 +337,7 @@ func revokeSessions(tx *gorm.DB, f auth.SessionFilter, at time.Time) ([]string, 
 		return nil, errors.New("store: refusing to revoke every session")
 	}
 	var ids []string
-	if err := tx.Raw(q+" RETURNING id", args...).Scan(&ids).Error; err != nil {
+	if err := scan(tx.Raw(q+" RETURNING id", args...), &ids); err != nil {
 		return nil, err
 	}
 	if len(ids) == 0 {
@@ -388,8 +388,8 @@ func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]stri
 // RevokedSince implements auth.Store.
 func (db *DB) RevokedSince(ctx context.Context, since time.Time) ([]auth.Revocation, error) {
 	var revs []auth.Revocation
-	err := db.ctx(ctx).Model(&models.Session{}).Select("id, revoked_at").
-		Where("revoked_at > ?", since).Scan(&revs).Error
+	err := scan(db.ctx(ctx).Model(&models.Session{}).Select("id, revoked_at").
+		Where("revoked_at > ?", since), &revs)
 	return revs, err
 }
 

@@ -144,3 +144,65 @@ func TestCascadeOnUserDelete(t *testing.T) {
 		}
 	})
 }
+
+// With the connection to Postgres cut, store calls fail fast with auth.ErrUnavailable (reads, the
+// one-statement rotation, and transactions alike), and work again once it is back, with no reopen.
+func TestPostgresOutageIsUnavailable(t *testing.T) {
+	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
+	db := mustOpen(t, dsn)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	a := seed(t, db, "alice", now)
+
+	proxy.Cut()
+	later := now.Add(time.Minute)
+	next := &models.RefreshToken{TokenHash: []byte("next-0123456789abcdefghijklmnopqr")[:32], SessionID: a.session.ID, UserID: a.user.ID, CreatedAt: later, ExpiresAt: later.Add(time.Hour)}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"read", func() error { _, err := db.UserByEmail(ctx, a.user.Email); return err }},
+		{"rotate", func() error {
+			return db.Rotate(ctx, auth.Rotation{SessionID: a.session.ID, OldID: a.token.ID, RetireOld: true, New: next, Now: later, ExpiresAt: later.Add(time.Hour)})
+		}},
+		{"transaction", func() error {
+			_, err := db.RevokeSessions(ctx, auth.SessionFilter{SessionID: a.session.ID}, later)
+			return err
+		}},
+	}
+	for _, c := range calls {
+		start := time.Now()
+		if err := c.call(); !errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("%s during the outage: %v, want auth.ErrUnavailable", c.name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %s to fail", c.name, d)
+		}
+	}
+	if err := db.Ping(ctx); err == nil {
+		t.Error("Ping succeeded during the outage")
+	}
+
+	if err := proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := db.UserByEmail(ctx, a.user.Email)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing 5s after Postgres came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The failed rotation and revocation changed nothing: the old token is still the live one.
+	got, err := db.RefreshTokenByHash(ctx, a.token.TokenHash)
+	if err != nil || got.RotatedAt != nil || got.RevokedAt != nil || got.Session.RevokedAt != nil {
+		t.Fatalf("old token after the failed writes: %+v, %v", got, err)
+	}
+	if err := db.Rotate(ctx, auth.Rotation{SessionID: a.session.ID, OldID: a.token.ID, RetireOld: true, New: next, Now: later, ExpiresAt: later.Add(time.Hour)}); err != nil {
+		t.Fatalf("rotation after the outage: %v", err)
+	}
+}

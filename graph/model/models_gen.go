@@ -144,6 +144,9 @@ const (
 	ErrorCodeEmailTaken ErrorCode = "EMAIL_TAKEN"
 	// Something failed on the server; details are only in the server log.
 	ErrorCodeInternalServerError ErrorCode = "INTERNAL_SERVER_ERROR"
+	// The server could not reach its database, or the request ran out of time (REQUEST_TIMEOUT). Nothing was
+	// decided: retry with backoff. A refreshToken that fails this way leaves the refresh token usable.
+	ErrorCodeServiceUnavailable ErrorCode = "SERVICE_UNAVAILABLE"
 	// The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
 	// JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
 	ErrorCodeBadRequest ErrorCode = "BAD_REQUEST"
@@ -169,6 +172,7 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeBadUserInput,
 	ErrorCodeEmailTaken,
 	ErrorCodeInternalServerError,
+	ErrorCodeServiceUnavailable,
 	ErrorCodeBadRequest,
 	ErrorCodeRateLimited,
 	ErrorCodePayloadTooLarge,
@@ -180,7 +184,7 @@ var AllErrorCode = []ErrorCode{
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed:
+	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed:
 		return true
 	}
 	return false

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"gqlauth/internal/tcpproxy"
 )
 
 // EnvURL names the variable that holds the Postgres URL for tests.
@@ -87,3 +89,31 @@ func Postgres(t testing.TB) string {
 
 // Available reports whether TEST_DATABASE_URL is set (benchmarks run on Postgres only then).
 func Available() bool { return os.Getenv(EnvURL) != "" }
+
+// Proxied rewrites the host and port of a database URL (postgres://… or redis://…) to go through a
+// new tcpproxy.Proxy, so that a test can cut the connection to a real service and restore it without
+// touching the service that other tests are using.
+func Proxied(t testing.TB, rawURL string) (string, *tcpproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("proxied URL: %v", err)
+	}
+	p := tcpproxy.New(t, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
+}
+
+// Redis returns TEST_REDIS_URL. It skips the test when that is unset, unless CI=true or
+// REQUIRE_REDIS=1 makes Redis required.
+func Redis(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("CI") == "true" || os.Getenv("REQUIRE_REDIS") == "1" {
+			t.Fatal("TEST_REDIS_URL is not set, and CI=true or REQUIRE_REDIS=1 requires Redis")
+		}
+		t.Skip("TEST_REDIS_URL not set; skipping the Redis run")
+	}
+	return u
+}
