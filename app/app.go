@@ -71,12 +71,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts)
+	metrics := observe.NewMetrics(prometheus.NewRegistry())
+	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts, metrics)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	metrics := observe.NewMetrics(prometheus.NewRegistry())
 	if pool, err := db.SQL(); err == nil {
 		metrics.RegisterDB(pool, "gqlauth")
 	}
@@ -161,7 +161,7 @@ func (a *App) Close() error {
 // newRedisParts returns the in-memory limiter and no broadcaster or, with REDIS_URL, the Redis
 // limiter backed by memory (when Redis fails, counting goes on in memory instead of failing logins)
 // and the Redis revocation fan-out (when Redis fails, database polling still spreads revocations).
-func newRedisParts(cfg *config.Config, opts Options) (ratelimit.Limiter, auth.Broadcaster, func(), error) {
+func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (ratelimit.Limiter, auth.Broadcaster, func(), error) {
 	mem := ratelimit.NewMemory(opts.Now)
 	if cfg.RedisURL == "" {
 		return mem, nil, func() {}, nil
@@ -171,6 +171,7 @@ func newRedisParts(cfg *config.Config, opts Options) (ratelimit.Limiter, auth.Br
 		return nil, nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
+	redis.SetLogger(redisLog{opts.Logger}) // process-wide in go-redis
 	client := redis.NewClient(ropts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -178,7 +179,18 @@ func newRedisParts(cfg *config.Config, opts Options) (ratelimit.Limiter, auth.Br
 		opts.Logger.Warn("Redis unreachable at start; rate limits are counted in memory until it answers", "err", err)
 	}
 	limiter := ratelimit.NewFallback(ratelimit.NewRedis(client, "gqlauth:rl:"), mem, opts.Logger)
-	return limiter, fanout.NewRedis(client, "gqlauth:revocations", opts.Logger), func() { _ = client.Close() }, nil
+	limiter.OnChange = metrics.Dependency("redis", "ratelimit")
+	broadcaster := fanout.NewRedis(client, "gqlauth:revocations", opts.Logger)
+	broadcaster.OnChange = metrics.Dependency("redis", "revocation_fanout")
+	return limiter, broadcaster, func() { _ = client.Close() }, nil
+}
+
+// redisLog sends go-redis's own messages (one per failed dial while Redis is down) to the debug level:
+// the limiter and the fan-out each log an outage once, at warn, and again when it ends.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {

@@ -47,7 +47,8 @@ func (r *revocations) add(ctx context.Context, ids []string, at time.Time, log *
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 250*time.Millisecond)
 		defer cancel()
 		if err := r.fanout.Publish(pctx, ids); err != nil {
-			log.WarnContext(ctx, "revocation broadcast failed; other instances will see it by polling", "err", err)
+			// Debug: the broadcaster itself logs when it starts and stops failing.
+			log.DebugContext(ctx, "revocation broadcast failed; other instances will see it by polling", "err", err)
 		}
 	}
 }

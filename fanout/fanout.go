@@ -1,12 +1,19 @@
 // Package fanout spreads session revocations between server instances through Redis pub/sub, so a
 // session revoked on one instance is refused by the others within milliseconds instead of at their
 // next database poll. It implements auth.Broadcaster.
+//
+// Redis is an accelerator here, never a dependency: while it is unreachable, revocations still reach
+// every instance through the database poll (REVOCATION_POLL_INTERVAL), and nothing fails. The state
+// changes are logged once each way and reported through OnChange (a metric).
 package fanout
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,9 +21,19 @@ import (
 
 // Redis publishes and receives revocations on one channel.
 type Redis struct {
+	// OnChange, if set, is called with true when Redis stops working for the fan-out and with false
+	// when it works again. Set it before Subscribe.
+	OnChange func(degraded bool)
+	// HealthInterval is how long the subscription may stay silent before it is checked with a PING,
+	// and RetryInterval how long to wait after a failure before trying again. NewRedis sets 2s and 1s.
+	HealthInterval, RetryInterval time.Duration
+
 	client  redis.UniversalClient
 	channel string
 	log     *slog.Logger
+
+	mu       sync.Mutex
+	degraded bool
 }
 
 // NewRedis returns a broadcaster on channel. A nil log means slog.Default().
@@ -24,47 +41,78 @@ func NewRedis(client redis.UniversalClient, channel string, log *slog.Logger) *R
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Redis{client: client, channel: channel, log: log}
+	return &Redis{client: client, channel: channel, log: log, HealthInterval: 2 * time.Second, RetryInterval: time.Second}
+}
+
+// Degraded reports whether the last Redis operation of the fan-out failed.
+func (r *Redis) Degraded() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.degraded
 }
 
 // Publish sends the session ids as one comma-separated message (ids never contain commas).
 func (r *Redis) Publish(ctx context.Context, sessionIDs []string) error {
-	return r.client.Publish(ctx, r.channel, strings.Join(sessionIDs, ",")).Err()
+	err := r.client.Publish(ctx, r.channel, strings.Join(sessionIDs, ",")).Err()
+	if err != nil {
+		r.setDegraded(true, err)
+	}
+	return err
 }
 
-// Subscribe delivers every published batch until ctx ends. go-redis reconnects a subscription by
-// itself; if subscribing fails outright (Redis down at start), it retries every few seconds. Messages
-// published while disconnected are lost, which only delays those revocations to the next poll.
+// Subscribe delivers every published batch until ctx ends. go-redis reconnects and resubscribes by
+// itself after a failure; this loop notices failures (a silent connection is checked with a PING
+// every HealthInterval), reports them once, waits RetryInterval between attempts, and reports the
+// recovery at the first successful receive. Messages published while disconnected are lost, which
+// only delays those revocations to the next database poll.
 func (r *Redis) Subscribe(ctx context.Context, deliver func(sessionIDs []string)) {
+	sub := r.client.Subscribe(ctx, r.channel)
+	defer sub.Close()
 	for ctx.Err() == nil {
-		sub := r.client.Subscribe(ctx, r.channel)
-		if _, err := sub.Receive(ctx); err != nil { // waits for the subscription confirmation
-			_ = sub.Close()
-			if ctx.Err() == nil {
-				r.log.Warn("revocation fan-out: cannot subscribe to Redis; relying on database polling", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(5 * time.Second):
+		msg, err := sub.ReceiveTimeout(ctx, r.HealthInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Silence: ask for a PONG, which the next receive reads.
+				if err = sub.Ping(ctx); err == nil {
+					continue
 				}
+			}
+			r.setDegraded(true, err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.RetryInterval):
 			}
 			continue
 		}
-		ch := sub.Channel()
-	recv:
-		for {
-			select {
-			case <-ctx.Done():
-				break recv
-			case msg, ok := <-ch:
-				if !ok {
-					break recv
-				}
-				if ids := split(msg.Payload); len(ids) > 0 {
-					deliver(ids)
-				}
+		r.setDegraded(false, nil)
+		if m, ok := msg.(*redis.Message); ok {
+			if ids := split(m.Payload); len(ids) > 0 {
+				deliver(ids)
 			}
 		}
-		_ = sub.Close()
+	}
+}
+
+// setDegraded records the state and logs and reports only its changes.
+func (r *Redis) setDegraded(degraded bool, err error) {
+	r.mu.Lock()
+	changed := r.degraded != degraded
+	r.degraded = degraded
+	if changed && r.OnChange != nil {
+		r.OnChange(degraded) // under the lock, so reports cannot overtake each other
+	}
+	r.mu.Unlock()
+	if !changed {
+		return
+	}
+	if degraded {
+		r.log.Warn("revocation fan-out: Redis failed; revocations reach other instances by database polling until it is back", "err", err)
+	} else {
+		r.log.Info("revocation fan-out: Redis works again; revocations are broadcast at once")
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -33,14 +32,7 @@ func loginVars(email, pw string) map[string]any {
 func limiterBackends(t *testing.T, fn func(t *testing.T, vars map[string]string)) {
 	t.Run("memory", func(t *testing.T) { fn(t, map[string]string{}) })
 	t.Run("redis", func(t *testing.T) {
-		url := os.Getenv("TEST_REDIS_URL")
-		if url == "" {
-			if os.Getenv("CI") == "true" || os.Getenv("REQUIRE_REDIS") == "1" {
-				t.Fatal("TEST_REDIS_URL is not set, and CI=true or REQUIRE_REDIS=1 requires Redis")
-			}
-			t.Skip("TEST_REDIS_URL not set")
-		}
-		fn(t, map[string]string{"REDIS_URL": url})
+		fn(t, map[string]string{"REDIS_URL": testdb.Redis(t)})
 	})
 }
 

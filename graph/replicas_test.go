@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -12,13 +11,7 @@ import (
 // Two instances on one Postgres and one Redis, as replicas run: a session revoked on one is refused
 // by the other as soon as the Redis broadcast arrives, without waiting for the database poll.
 func TestReplicasShareRevocationsThroughRedis(t *testing.T) {
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatal("TEST_REDIS_URL is not set, and CI=true or REQUIRE_REDIS=1 requires Redis")
-		}
-		t.Skip("TEST_REDIS_URL not set")
-	}
+	url := testdb.Redis(t)
 	dsn := testdb.Postgres(t)
 	dir := t.TempDir() // one signing key for both, as replicas share one
 	vars := map[string]string{"REDIS_URL": url}

@@ -36,6 +36,8 @@ type Metrics struct {
 	authEvents   *prometheus.CounterVec
 	revoked      prometheus.Counter
 	reuse        prometheus.Counter
+	degraded     *prometheus.GaugeVec
+	fallbacks    *prometheus.CounterVec
 
 	mu    sync.Mutex
 	names map[string]bool // operation names admitted as label values
@@ -53,6 +55,10 @@ type Metrics struct {
 //   - gqlauth_sessions_revoked_total: sessions revoked, by any event.
 //   - gqlauth_refresh_token_reuse_total: refresh tokens presented after their reuse grace (each
 //     revokes its session).
+//   - gqlauth_dependency_degraded{dependency, component}: 1 while a component runs on its fallback
+//     because the dependency fails (redis: ratelimit counts in memory, revocation_fanout relies on
+//     database polling); series appear when Dependency is called.
+//   - gqlauth_dependency_fallbacks_total{dependency, component}: switches to the fallback.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
 		reg: reg,
@@ -77,9 +83,17 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "gqlauth_refresh_token_reuse_total",
 			Help: "Rotated refresh tokens presented again after the reuse grace (the session is revoked).",
 		}),
+		degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gqlauth_dependency_degraded",
+			Help: "1 while a component runs on its fallback because a dependency fails (redis: ratelimit counts in memory, revocation_fanout relies on database polling).",
+		}, []string{"dependency", "component"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gqlauth_dependency_fallbacks_total",
+			Help: "Times a component switched to its fallback because a dependency failed.",
+		}, []string{"dependency", "component"}),
 		names: map[string]bool{},
 	}
-	reg.MustRegister(m.httpDuration, m.operations, m.authEvents, m.revoked, m.reuse,
+	reg.MustRegister(m.httpDuration, m.operations, m.authEvents, m.revoked, m.reuse, m.degraded, m.fallbacks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -89,6 +103,23 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 // Registering the same name twice is a no-op.
 func (m *Metrics) RegisterDB(db *sql.DB, name string) {
 	_ = m.reg.Register(collectors.NewDBStatsCollector(db, name)) // only fails for a duplicate
+}
+
+// Dependency returns the state callback of one component that degrades when dependency fails (the
+// OnChange of ratelimit.Fallback and fanout.Redis); it creates the component's series at 0.
+func (m *Metrics) Dependency(dependency, component string) func(degraded bool) {
+	g := m.degraded.WithLabelValues(dependency, component)
+	g.Set(0)
+	c := m.fallbacks.WithLabelValues(dependency, component)
+	c.Add(0)
+	return func(degraded bool) {
+		if degraded {
+			g.Set(1)
+			c.Inc()
+		} else {
+			g.Set(0)
+		}
+	}
 }
 
 // Handler serves the registry in the Prometheus exposition format.

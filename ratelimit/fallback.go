@@ -40,6 +40,9 @@ type Fallback struct {
 	// failure; NewFallback sets 5s and <= 0 also means 5s. Set it before
 	// first use.
 	RetryInterval time.Duration
+	// OnChange, if set, is called with true when calls switch to the secondary and with false when
+	// the primary works again (for a metric). Set it before first use.
+	OnChange func(degraded bool)
 
 	primary, secondary Limiter
 	log                *slog.Logger
@@ -145,6 +148,9 @@ func (f *Fallback) succeeded(probe bool) {
 	f.mu.Lock()
 	recovered := f.degraded
 	f.degraded = false
+	if recovered && f.OnChange != nil {
+		f.OnChange(false) // under the lock, so reports cannot overtake each other
+	}
 	f.mu.Unlock()
 	if recovered {
 		f.log.Info("ratelimit: primary limiter recovered; no longer using in-memory fallback")
@@ -159,6 +165,9 @@ func (f *Fallback) failed(op string, err error) {
 	f.degraded = true
 	f.lastTry = f.now()
 	interval := f.retryInterval()
+	if switched && f.OnChange != nil {
+		f.OnChange(true)
+	}
 	f.mu.Unlock()
 	if switched {
 		f.log.Warn("ratelimit: primary limiter failed; using in-memory fallback",

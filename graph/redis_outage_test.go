@@ -1,0 +1,108 @@
+package graph_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"gqlauth/internal/testdb"
+	"gqlauth/internal/testlog"
+)
+
+// Redis goes away under two replicas that use it for rate-limit counters and the revocation fan-out,
+// then comes back (the connection is cut by a proxy in front of the real Redis). While it is down no
+// client sees an error caused by it: logins work, failed logins are still limited (in memory), and a
+// revocation still reaches the other replica (by database polling); each part logs the switch once
+// and reports it in gqlauth_dependency_degraded. Once Redis is back both parts use it again.
+func TestRedisOutage(t *testing.T) {
+	redisURL, proxy := testdb.Proxied(t, testdb.Redis(t))
+	dsn := testdb.Postgres(t)
+	dir := t.TempDir()
+	vars := map[string]string{"REDIS_URL": redisURL, "LOGIN_RATE_LIMIT": "3/1m", "LOGIN_IP_RATE_LIMIT": "off"}
+	var logs testlog.Buffer
+	a := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir, vars: vars, logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	b := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir, vars: vars})
+	email := "redis-outage-" + uniq() + "@example.com"
+	a.register(email, pw)
+	waitFor(t, 5*time.Second, "b hears a's broadcasts", func() bool {
+		p := a.login(email, pw)
+		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		return b.app.Auth.BroadcastRevocations() > 0
+	})
+
+	proxy.Cut()
+	// Logins keep working, and failed ones are still limited, now per replica in memory.
+	wantOK(t, a.post(loginQ, loginVars(email, pw)))
+	victim := "redis-victim-" + uniq() + "@example.com"
+	for range 3 {
+		wantCode(t, a.post(loginQ, loginVars(victim, "wrong password!")), "INVALID_CREDENTIALS", "")
+	}
+	wantCode(t, a.post(loginQ, loginVars(victim, "wrong password!")), "RATE_LIMITED", "")
+	// A session revoked on a is refused by b through the database poll.
+	p := b.login(email, pw)
+	wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+	waitFor(t, 3*time.Second, "b refuses the revoked session without Redis", func() bool {
+		r := b.me(p.AccessToken)
+		return r.ext("reason") == "SESSION_REVOKED"
+	})
+	waitFor(t, 5*time.Second, "both parts report the outage", func() bool {
+		m := metrics(t, a)
+		return strings.Contains(m, `gqlauth_dependency_degraded{component="ratelimit",dependency="redis"} 1`) &&
+			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 1`)
+	})
+	for _, line := range []string{"ratelimit: primary limiter failed", "revocation fan-out: Redis failed"} {
+		if n := strings.Count(logs.String(), line); n != 1 {
+			t.Errorf("%q logged %d times, want once", line, n)
+		}
+	}
+
+	if err := proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	// The limiter probes Redis again after its retry interval (5 s); the subscription within ~1 s.
+	waitFor(t, 10*time.Second, "both parts use Redis again", func() bool {
+		wantCode(t, a.post(loginQ, loginVars("redis-probe-"+uniq()+"@example.com", "wrong password!")), "INVALID_CREDENTIALS", "")
+		m := metrics(t, a)
+		return strings.Contains(m, `gqlauth_dependency_degraded{component="ratelimit",dependency="redis"} 0`) &&
+			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 0`)
+	})
+	for _, line := range []string{"ratelimit: primary limiter recovered", "revocation fan-out: Redis works again"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("no %q in the log", line)
+		}
+	}
+	// Broadcasts flow again: b hears a's next revocation through Redis.
+	waitFor(t, 5*time.Second, "b hears broadcasts again", func() bool {
+		before := b.app.Auth.BroadcastRevocations()
+		p := a.login(email, pw)
+		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		time.Sleep(50 * time.Millisecond)
+		return b.app.Auth.BroadcastRevocations() > before
+	})
+	if !strings.Contains(metrics(t, a), `gqlauth_dependency_fallbacks_total{component="ratelimit",dependency="redis"} 1`) {
+		t.Error("the switch to the fallback was not counted")
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+	}
+}
+
+func metrics(t *testing.T, e *env) string {
+	t.Helper()
+	res, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
