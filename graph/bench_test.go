@@ -15,7 +15,7 @@ import (
 // benchApp wires the real application (app.New) on dsn, without a network listener, so the
 // benchmarks measure the server's own work per request: middleware, CSRF/CORS, gqlgen, the @auth
 // directive (token verification + revocation check) and the resolver's database read.
-func benchApp(b *testing.B, dsn string, vars map[string]string) *app.App {
+func benchApp(b testing.TB, dsn string, vars map[string]string) *app.App {
 	b.Helper()
 	all := map[string]string{"DATABASE_URL": dsn, "DATA_DIR": b.TempDir(), "LOGIN_RATE_LIMIT": "off", "LOGIN_IP_RATE_LIMIT": "off", "LOG_LEVEL": "error"}
 	for k, v := range vars {
