@@ -38,6 +38,13 @@ type Options struct {
 	EmailPrefix  string // "" = lg-<random>
 	AllowRemote  bool
 	Progress     time.Duration // 0 = no progress lines
+	Interval     time.Duration // print a window line this often during the measured time; 0 = never
+
+	// The mixed scenario's journey: every RegisterEvery-th journey of a VU registers (0 = never;
+	// the others log in), then MixedMe × me, then MixedRefresh × (refreshToken, me), then logout.
+	RegisterEvery int
+	MixedMe       int
+	MixedRefresh  int
 
 	// reuseFirstRefreshToken breaks the refresh chain on purpose (tests only): every refresh
 	// presents the token of the VU's login instead of the last one received.
@@ -46,17 +53,47 @@ type Options struct {
 
 // Result is the JSON line printed on stdout.
 type Result struct {
-	Label       string           `json:"label"`
-	Scenario    string           `json:"scenario"`
-	URL         string           `json:"url"`
-	Concurrency int              `json:"concurrency"`
-	DurationS   float64          `json:"duration_s"`
-	OK          int64            `json:"ok"`
-	Errors      map[string]int64 `json:"errors"`
-	RPS         float64          `json:"rps"`
-	LatencyMS   Latency          `json:"latency_ms"`
-	Accounts    int              `json:"accounts"`
-	StartedAt   string           `json:"started_at"`
+	Label       string             `json:"label"`
+	Scenario    string             `json:"scenario"`
+	URL         string             `json:"url"`
+	Concurrency int                `json:"concurrency"`
+	DurationS   float64            `json:"duration_s"`
+	OK          int64              `json:"ok"`
+	Errors      map[string]int64   `json:"errors"`
+	RPS         float64            `json:"rps"`
+	LatencyMS   Latency            `json:"latency_ms"`
+	Accounts    int                `json:"accounts"`
+	StartedAt   string             `json:"started_at"`
+	Ops         map[string]OpStats `json:"ops,omitempty"` // per operation; mixed scenario only
+}
+
+// OpStats are the counts and latencies of one operation of the mixed scenario.
+type OpStats struct {
+	OK     int64            `json:"ok"`
+	Errors map[string]int64 `json:"errors"`
+	P50    float64          `json:"p50"`
+	P99    float64          `json:"p99"`
+}
+
+// Window is the line printed every -interval: the requests that completed in that part of the
+// measured time, all operations together.
+type Window struct {
+	Kind      string           `json:"kind"` // always "window"
+	Label     string           `json:"label"`
+	Window    int              `json:"window"`     // 1, 2, …
+	TS        float64          `json:"t_s"`        // seconds since the measure start, at the window's end
+	DurationS float64          `json:"duration_s"` // length of this window
+	OK        int64            `json:"ok"`
+	Errors    map[string]int64 `json:"errors"`
+	RPS       float64          `json:"rps"`
+	LatencyMS WindowLatency    `json:"latency_ms"`
+}
+
+// WindowLatency summarizes the latencies of a window's OK requests, in milliseconds.
+type WindowLatency struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
 }
 
 // Latency summarizes the end-to-end latencies of the OK requests, in milliseconds.
@@ -81,7 +118,26 @@ const (
 	docLogin    = `mutation Login($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }`
 	docRegister = `mutation Register($i: RegisterInput!) { register(input: $i) { accessToken refreshToken } }`
 	docRefresh  = `mutation Refresh($t: String) { refreshToken(refreshToken: $t) { accessToken refreshToken } }`
+	docLogout   = `mutation Logout($t: String) { logout(refreshToken: $t) }`
 )
+
+// op is the operation of one request, for the per-operation statistics.
+type op uint8
+
+const (
+	opMe op = iota
+	opLogin
+	opRegister
+	opRefresh
+	opLogout
+	opTrivial
+	numOps
+)
+
+var opNames = [numOps]string{"me", "login", "register", "refresh", "logout", "trivial"}
+
+// mixedOps are the operations of the mixed scenario, reported under Result.Ops.
+var mixedOps = []op{opRegister, opLogin, opMe, opRefresh, opLogout}
 
 // Error codes of requests that got no usable GraphQL error code.
 const (
@@ -92,7 +148,7 @@ const (
 
 const maxResponseBytes = 1 << 20
 
-var scenarios = []string{"me", "refresh", "login", "register", "trivial"}
+var scenarios = []string{"me", "refresh", "login", "register", "trivial", "mixed"}
 
 // validate checks o and fills in defaults.
 func validate(o *Options) error {
@@ -105,8 +161,11 @@ func validate(o *Options) error {
 	if o.Concurrency < 1 {
 		return usageErrorf("-c must be at least 1")
 	}
-	if o.Duration < 0 || o.Requests < 0 || o.Warmup < 0 || o.Accounts < 0 || o.Progress < 0 {
-		return usageErrorf("-d, -n, -warmup, -accounts and -progress must not be negative")
+	if o.Duration < 0 || o.Requests < 0 || o.Warmup < 0 || o.Accounts < 0 || o.Progress < 0 || o.Interval < 0 {
+		return usageErrorf("-d, -n, -warmup, -accounts, -progress and -interval must not be negative")
+	}
+	if o.RegisterEvery < 0 || o.MixedMe < 0 || o.MixedRefresh < 0 {
+		return usageErrorf("-register-every, -mixed-me and -mixed-refresh must not be negative")
 	}
 	if o.Duration == 0 && o.Requests == 0 {
 		return usageErrorf("-d 0 (no time limit) needs -n")
@@ -170,6 +229,7 @@ type runner struct {
 	trivialBody []byte
 	trivialKey  string // response key the trivial query must produce ("" = any)
 	refreshPre  []byte // body up to the value of variable t
+	logoutPre   []byte // body up to the value of variable t
 	registerPre []byte // body up to the e-mail's value
 	passwordJS  []byte // the password as a JSON string
 
@@ -188,12 +248,16 @@ type vu struct {
 	body   []byte       // request body scratch
 	auth   []string     // Authorization header value, nil before login
 	rt     string       // refresh token to present next
-	firstR string       // refresh token of the last login (reuseFirstRefreshToken)
+	firstR string       // refresh token of the last login or register (reuseFirstRefreshToken)
 	seq    int64
 
-	lat  []time.Duration
-	errs map[string]int64
-	ok   atomic.Int64 // for progress lines
+	journeys int64 // mixed: journeys started
+	jstep    int   // mixed: the next step of the current journey (0 = register or login)
+
+	lat  [numOps][]time.Duration  // measured OK requests, by operation
+	errs [numOps]map[string]int64 // measured errors by code, by operation; nil until the first
+	win  *window                  // the current window's requests; nil without -interval
+	ok   atomic.Int64             // for progress lines
 	bad  atomic.Int64
 }
 
@@ -212,7 +276,10 @@ func Run(ctx context.Context, o Options, out, diag io.Writer) error {
 
 	vus := make([]*vu, o.Concurrency)
 	for i := range vus {
-		vus[i] = &vu{id: i, r: r, errs: map[string]int64{}}
+		vus[i] = &vu{id: i, r: r}
+		if o.Interval > 0 {
+			vus[i].win = &window{}
+		}
 	}
 	setupStart := time.Now()
 	if err := r.setup(vus); err != nil {
@@ -233,6 +300,12 @@ func Run(ctx context.Context, o Options, out, diag io.Writer) error {
 	if o.Progress > 0 {
 		go r.progress(runCtx, vus, start)
 	}
+	var ws *windows
+	var wsDone sync.WaitGroup
+	if o.Interval > 0 {
+		ws = &windows{r: r, vus: vus, out: out, last: r.measureStart}
+		wsDone.Go(func() { ws.run(runCtx) })
+	}
 	var wg sync.WaitGroup
 	for _, v := range vus {
 		wg.Go(v.loop)
@@ -240,6 +313,10 @@ func Run(ctx context.Context, o Options, out, diag io.Writer) error {
 	wg.Wait()
 	end := time.Now()
 	cancel()
+	if ws != nil {
+		wsDone.Wait()
+		ws.flush(end, true) // the rest since the last window line
+	}
 
 	res := r.result(vus, end)
 	line, err := json.Marshal(res)
@@ -277,7 +354,8 @@ func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) 
 	r.meBody = encodeBody("Me", docMe, nil)
 	r.refreshPre = append(bodyPrefix("Refresh", docRefresh), `,"variables":{"t":`...)
 	r.registerPre = append(bodyPrefix("Register", docRegister), `,"variables":{"i":{"email":`...)
-	if o.Scenario == "me" || o.Scenario == "login" || o.Scenario == "refresh" {
+	r.logoutPre = append(bodyPrefix("Logout", docLogout), `,"variables":{"t":`...)
+	if r.usesAccounts() {
 		r.loginBodies = make([][]byte, o.Accounts)
 		for i := range r.loginBodies {
 			r.loginBodies[i] = r.credentialsBody(bodyPrefix("Login", docLogin), r.accountEmail(i))
@@ -292,6 +370,15 @@ func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) 
 		r.trivialKey = key
 	}
 	return r, nil
+}
+
+// usesAccounts tells whether the scenario works on the -accounts shared accounts.
+func (r *runner) usesAccounts() bool {
+	switch r.o.Scenario {
+	case "me", "login", "refresh", "mixed":
+		return true
+	}
+	return false
 }
 
 func (r *runner) accountEmail(i int) string {
@@ -370,7 +457,14 @@ func (r *runner) setup(vus []*vu) error {
 	r.logf("setup: %d accounts %s-<i>@example.com ready (%d registered, %d existed) in %s",
 		r.o.Accounts, r.o.EmailPrefix, created.Load(), existing.Load(), time.Since(t0).Round(time.Millisecond))
 
-	if r.o.Scenario == "login" {
+	switch r.o.Scenario {
+	case "login":
+		return nil
+	case "mixed":
+		// The journeys log in themselves; one login here only checks that the pair comes in the body.
+		if err := vus[0].login(); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
 		return nil
 	}
 	t0 = time.Now()
@@ -433,7 +527,7 @@ func (v *vu) login() error {
 	if p.AccessToken == nil || *p.AccessToken == "" {
 		return fmt.Errorf("login as %s: no accessToken in the response", r.accountEmail(acct))
 	}
-	if r.o.Scenario == "refresh" && (p.RefreshToken == nil || *p.RefreshToken == "") {
+	if (r.o.Scenario == "refresh" || r.o.Scenario == "mixed") && (p.RefreshToken == nil || *p.RefreshToken == "") {
 		return errors.New("login returned refreshToken: null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support; run the server without cookie mode")
 	}
 	v.auth = []string{"Bearer " + *p.AccessToken}
@@ -470,7 +564,7 @@ func (v *vu) loop() {
 		if measured && r.o.Requests > 0 && r.issued.Add(1) > r.o.Requests {
 			return
 		}
-		code, msg, err := v.step()
+		o, code, msg, err := v.step()
 		lat := time.Since(t0)
 		if r.ctx.Err() != nil {
 			return // interrupted: the request says nothing about the server
@@ -478,18 +572,17 @@ func (v *vu) loop() {
 		if err != nil {
 			code, msg = codeTransport, err.Error()
 		}
+		if measured {
+			v.record(o, lat, code)
+		}
 		if code == "" {
-			if measured {
-				v.lat = append(v.lat, lat)
-				v.ok.Add(1)
-			}
 			continue
 		}
-		if measured {
-			v.errs[code]++
-			v.bad.Add(1)
+		what := r.o.Scenario
+		if what == "mixed" {
+			what += " " + opNames[o]
 		}
-		r.logOnce("code "+code, "first %s error (VU %d, %s): %s", code, v.id, r.o.Scenario, msg)
+		r.logOnce("code "+code, "first %s error (VU %d, %s): %s", code, v.id, what, msg)
 		switch {
 		case r.o.Scenario == "refresh":
 			v.auth, v.rt = nil, "" // the chain is broken: log in again
@@ -499,56 +592,203 @@ func (v *vu) loop() {
 	}
 }
 
-// step sends the scenario's request once. code is "" for an OK answer.
-func (v *vu) step() (code, msg string, err error) {
-	r := v.r
-	switch r.o.Scenario {
-	case "me":
-		return r.call(r.ctx, r.meBody, v.auth, "me", nil, &v.buf)
-	case "trivial":
-		return r.call(r.ctx, r.trivialBody, nil, r.trivialKey, nil, &v.buf)
-	case "login":
-		i := int((r.rr.Add(1) - 1) % uint64(len(r.loginBodies)))
-		return r.call(r.ctx, r.loginBodies[i], nil, "login", nil, &v.buf)
-	case "register":
-		v.seq++
-		b := append(v.body[:0], r.registerPre...)
-		b = append(b, '"')
-		b = append(b, r.o.EmailPrefix...)
-		b = append(b, "-reg-"...)
-		b = strconv.AppendInt(b, int64(v.id), 10)
-		b = append(b, '-')
-		b = strconv.AppendInt(b, v.seq, 10)
-		b = append(b, `@example.com","password":`...)
-		b = append(b, r.passwordJS...)
-		b = append(b, "}}}"...)
-		v.body = b
-		return r.call(r.ctx, b, nil, "register", nil, &v.buf)
-	case "refresh":
-		tok := v.rt
-		if r.o.reuseFirstRefreshToken {
-			tok = v.firstR
+// record counts a measured request: its latency when it is OK (code ""), else its error code; and
+// adds it to the current window.
+func (v *vu) record(o op, lat time.Duration, code string) {
+	if code == "" {
+		v.lat[o] = append(v.lat[o], lat)
+		v.ok.Add(1)
+	} else {
+		if v.errs[o] == nil {
+			v.errs[o] = map[string]int64{}
 		}
-		b := append(v.body[:0], r.refreshPre...)
-		b = appendJSONString(b, tok)
-		b = append(b, "}}"...)
-		v.body = b
-		var p payload
-		code, msg, err = r.call(r.ctx, b, nil, "refreshToken", &p, &v.buf)
-		if err != nil || code != "" {
-			return code, msg, err
-		}
-		if p.RefreshToken == nil || *p.RefreshToken == "" {
-			r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
-			return codeCookieMode, "refreshToken: null", nil
-		}
-		v.rt = *p.RefreshToken
-		if p.AccessToken != nil {
-			v.auth = []string{"Bearer " + *p.AccessToken}
-		}
-		return "", "", nil
+		v.errs[o][code]++
+		v.bad.Add(1)
 	}
-	panic("unknown scenario " + r.o.Scenario)
+	if v.win != nil {
+		v.win.add(lat, code)
+	}
+}
+
+// step sends the scenario's next request once. code is "" for an OK answer.
+func (v *vu) step() (o op, code, msg string, err error) {
+	switch v.r.o.Scenario {
+	case "me":
+		o = opMe
+		code, msg, err = v.me()
+	case "trivial":
+		o = opTrivial
+		code, msg, err = v.r.call(v.r.ctx, v.r.trivialBody, nil, v.r.trivialKey, nil, &v.buf)
+	case "login":
+		r := v.r
+		o = opLogin
+		i := int((r.rr.Add(1) - 1) % uint64(len(r.loginBodies)))
+		code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", nil, &v.buf)
+	case "register":
+		o = opRegister
+		code, msg, err = v.register(nil)
+	case "refresh":
+		o = opRefresh
+		code, msg, err = v.refresh()
+	case "mixed":
+		return v.mixedStep()
+	default:
+		panic("unknown scenario " + v.r.o.Scenario)
+	}
+	return o, code, msg, err
+}
+
+// mixedStep sends the next request of the VU's journey (see Options) and advances the journey. An
+// error ends the journey early: the next step starts a new one.
+func (v *vu) mixedStep() (o op, code, msg string, err error) {
+	o = v.journeyOp()
+	switch o {
+	case opRegister:
+		var p payload
+		if code, msg, err = v.register(&p); err == nil && code == "" {
+			code, msg = v.takePair(p)
+		}
+	case opLogin:
+		code, msg, err = v.journeyLogin()
+	case opMe:
+		code, msg, err = v.me()
+	case opRefresh:
+		code, msg, err = v.refresh()
+	case opLogout:
+		code, msg, err = v.logout()
+	}
+	if err != nil || code != "" || o == opLogout {
+		v.journeys++
+		v.jstep = 0
+	} else {
+		v.jstep++
+	}
+	return o, code, msg, err
+}
+
+// journeyOp is the operation of the journey's next step: register or login, MixedMe × me,
+// MixedRefresh × (refresh, me), logout. A VU registers on every RegisterEvery-th journey, offset
+// by its id so that the VUs do not all hash a new password at the same moment.
+func (v *vu) journeyOp() op {
+	nMe, nRefresh := v.r.o.MixedMe, v.r.o.MixedRefresh
+	switch s := v.jstep; {
+	case s == 0:
+		if every := int64(v.r.o.RegisterEvery); every > 0 && (v.journeys+int64(v.id))%every == 0 {
+			return opRegister
+		}
+		return opLogin
+	case s <= nMe:
+		return opMe
+	case s <= nMe+2*nRefresh:
+		if (s-nMe)%2 == 1 {
+			return opRefresh
+		}
+		return opMe
+	}
+	return opLogout
+}
+
+// me sends the Me query with the VU's bearer token.
+func (v *vu) me() (code, msg string, err error) {
+	return v.r.call(v.r.ctx, v.r.meBody, v.auth, "me", nil, &v.buf)
+}
+
+// register registers a fresh e-mail, <prefix>-reg-<vu>-<seq>@example.com; into, if not nil,
+// receives the pair.
+func (v *vu) register(into *payload) (code, msg string, err error) {
+	r := v.r
+	v.seq++
+	b := append(v.body[:0], r.registerPre...)
+	b = append(b, '"')
+	b = append(b, r.o.EmailPrefix...)
+	b = append(b, "-reg-"...)
+	b = strconv.AppendInt(b, int64(v.id), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, v.seq, 10)
+	b = append(b, `@example.com","password":`...)
+	b = append(b, r.passwordJS...)
+	b = append(b, "}}}"...)
+	v.body = b
+	if into == nil {
+		return r.call(r.ctx, b, nil, "register", nil, &v.buf)
+	}
+	return r.call(r.ctx, b, nil, "register", into, &v.buf)
+}
+
+// journeyLogin logs in to a shared account (each journey of a VU the next one it owns, when there
+// are more accounts than VUs) and makes the pair the VU's session.
+func (v *vu) journeyLogin() (code, msg string, err error) {
+	r := v.r
+	acct := (int64(v.id) + v.journeys*int64(r.o.Concurrency)) % int64(r.o.Accounts)
+	var p payload
+	code, msg, err = r.call(r.ctx, r.loginBodies[acct], nil, "login", &p, &v.buf)
+	if err != nil || code != "" {
+		return code, msg, err
+	}
+	code, msg = v.takePair(p)
+	return code, msg, nil
+}
+
+// takePair makes the pair of a login or register the VU's session.
+func (v *vu) takePair(p payload) (code, msg string) {
+	if p.AccessToken == nil || *p.AccessToken == "" {
+		return codeDecode, "no accessToken in the response"
+	}
+	if p.RefreshToken == nil || *p.RefreshToken == "" {
+		v.r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
+		return codeCookieMode, "refreshToken: null"
+	}
+	v.auth = []string{"Bearer " + *p.AccessToken}
+	v.rt = *p.RefreshToken
+	v.firstR = v.rt
+	return "", ""
+}
+
+// refresh presents the VU's last refresh token (the login's with reuseFirstRefreshToken) and makes
+// the new pair its session.
+func (v *vu) refresh() (code, msg string, err error) {
+	r := v.r
+	tok := v.rt
+	if r.o.reuseFirstRefreshToken {
+		tok = v.firstR
+	}
+	b := append(v.body[:0], r.refreshPre...)
+	b = appendJSONString(b, tok)
+	b = append(b, "}}"...)
+	v.body = b
+	var p payload
+	code, msg, err = r.call(r.ctx, b, nil, "refreshToken", &p, &v.buf)
+	if err != nil || code != "" {
+		return code, msg, err
+	}
+	if p.RefreshToken == nil || *p.RefreshToken == "" {
+		r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
+		return codeCookieMode, "refreshToken: null", nil
+	}
+	v.rt = *p.RefreshToken
+	if p.AccessToken != nil {
+		v.auth = []string{"Bearer " + *p.AccessToken}
+	}
+	return "", "", nil
+}
+
+// logout ends the VU's session with its refresh token; the answer must be true.
+func (v *vu) logout() (code, msg string, err error) {
+	r := v.r
+	b := append(v.body[:0], r.logoutPre...)
+	b = appendJSONString(b, v.rt)
+	b = append(b, "}}"...)
+	v.body = b
+	var done bool
+	code, msg, err = r.call(r.ctx, b, nil, "logout", &done, &v.buf)
+	if err != nil || code != "" {
+		return code, msg, err
+	}
+	v.auth, v.rt = nil, ""
+	if !done {
+		return codeDecode, "logout returned false", nil
+	}
+	return "", "", nil
 }
 
 var (
@@ -696,15 +936,28 @@ func (r *runner) result(vus []*vu, end time.Time) Result {
 	if r.o.Scenario != "trivial" && r.o.Scenario != "register" {
 		res.Accounts = r.o.Accounts
 	}
+	if r.o.Scenario == "mixed" {
+		res.Ops = map[string]OpStats{}
+	}
 	n := 0
 	for _, v := range vus {
-		n += len(v.lat)
+		for o := range numOps {
+			n += len(v.lat[o])
+		}
 	}
 	lat := make([]time.Duration, 0, n)
-	for _, v := range vus {
-		lat = append(lat, v.lat...)
-		for c, k := range v.errs {
-			res.Errors[c] += k
+	for o := range numOps {
+		from := len(lat)
+		errs := map[string]int64{}
+		for _, v := range vus {
+			lat = append(lat, v.lat[o]...)
+			for c, k := range v.errs[o] {
+				errs[c] += k
+				res.Errors[c] += k
+			}
+		}
+		if res.Ops != nil && slices.Contains(mixedOps, o) {
+			res.Ops[opNames[o]] = opStats(lat[from:], errs)
 		}
 	}
 	slices.Sort(lat)
@@ -731,6 +984,16 @@ func (r *runner) result(vus []*vu, end time.Time) Result {
 		}
 	}
 	return res
+}
+
+// opStats summarizes one operation; it sorts lat in place.
+func opStats(lat []time.Duration, errs map[string]int64) OpStats {
+	s := OpStats{OK: int64(len(lat)), Errors: errs}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		s.P50, s.P99 = ms(percentile(lat, 50)), ms(percentile(lat, 99))
+	}
+	return s
 }
 
 // percentile is the nearest-rank percentile of sorted (non-empty).

@@ -33,6 +33,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if len(args) > 0 && (args[0] == "-soak-report" || args[0] == "--soak-report") {
+		return soakReportMain(args[1:], stdout, stderr)
+	}
 	opts, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -64,9 +67,13 @@ Scenarios:
   login     VUs loop login on the -accounts shared accounts, round robin
   register  every request registers a fresh e-mail (<prefix>-reg-<vu>-<seq>@example.com)
   trivial   posts -trivial-query ({ __typename }; use '{ hello }' for the gqlgen baseline)
+  mixed     each VU repeats a user journey, every request counted: register a fresh e-mail (every
+            -register-every-th journey of the VU) or else login to a shared account; -mixed-me × me;
+            -mixed-refresh × (refreshToken with the token got last, then me with the new access
+            token); logout with the refresh token. An error ends the journey; the VU starts a new one
 
-Setup (not timed): for me, login and refresh, -accounts accounts <prefix>-<i>@example.com are
-registered (or logged into if they exist already). trivial sends its query once to check it.
+Setup (not timed): for me, login, refresh and mixed, -accounts accounts <prefix>-<i>@example.com
+are registered (or logged into if they exist already). trivial sends its query once to check it.
 
 A request is OK only with HTTP 200, no "errors" and the expected data field. Errors are counted by
 errors[0].extensions.code, else HTTP_<status>, TRANSPORT (no response), DECODE (not JSON or no
@@ -76,10 +83,23 @@ Output: one JSON line on stdout:
   {"label","scenario","url","concurrency","duration_s","ok","errors","rps",
    "latency_ms":{"p50","p90","p99","max","mean"},"accounts","started_at"}
 duration_s and started_at are of the measured window (after warm-up); accounts is 0 for trivial
-and register. Exit status: 0 after a run (even with errors), 1 on setup failure, 2 on usage error.
+and register. mixed adds "ops": per operation (register, login, me, refresh, logout)
+{"ok","errors":{code:count},"p50","p99"}. Exit status: 0 after a run (even with errors), 1 on
+setup failure, 2 on usage error.
+
+With -interval D, every D of the measured time one more line comes first (flushed at once), of the
+requests (all operations) that completed in that window; the last window ends with the run:
+  {"kind":"window","label","window":n,"t_s","duration_s","ok","errors","rps",
+   "latency_ms":{"p50","p99","max"}}
+t_s is seconds since the measure start at the window's end. The result line comes last.
 
 Summary: loadgen -summarize FILE prints a Markdown table (median over rounds per server and
-scenario) of the JSON lines in FILE, as scripts/bench.sh collects them.
+scenario) of the JSON lines in FILE, as scripts/bench.sh collects them; window lines are skipped.
+
+Soak report: loadgen -soak-report [-commit C] [-duration D] [-note TEXT] JSONL SAMPLES prints the
+Markdown report of scripts/soak.sh: the window and result lines of a mixed run (JSONL) joined with
+the server samples (SAMPLES: tab-separated, with the header line label unix_s rss_mib goroutines
+pool_in_use pool_open pg_backends).
 
 Flags:
 `
@@ -93,11 +113,11 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080/graphql", "GraphQL endpoint; must be a loopback address unless -allow-remote")
-	fs.StringVar(&o.Scenario, "scenario", "", "me | refresh | login | register | trivial (required)")
+	fs.StringVar(&o.Scenario, "scenario", "", "me | refresh | login | register | trivial | mixed (required)")
 	fs.IntVar(&o.Concurrency, "c", 16, "concurrency: number of virtual users")
 	fs.DurationVar(&o.Duration, "d", 10e9, "measured duration, after warm-up (0 = no limit; then -n is required)")
 	fs.Int64Var(&o.Requests, "n", 0, "stop after this many measured (post-warm-up) requests (0 = no cap)")
-	fs.IntVar(&o.Accounts, "accounts", 0, "pre-registered accounts the VUs share for login/me/refresh (default = -c)")
+	fs.IntVar(&o.Accounts, "accounts", 0, "pre-registered accounts the VUs share for login/me/refresh/mixed (default = -c)")
 	fs.StringVar(&o.Password, "password", "loadgen password 1", "password of the accounts (and of registered ones)")
 	fs.StringVar(&o.TrivialQuery, "trivial-query", "{ __typename }", "query of the trivial scenario (an anonymous query is sent named Trivial)")
 	fs.DurationVar(&o.Timeout, "timeout", 10e9, "timeout per request")
@@ -106,6 +126,10 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.EmailPrefix, "email-prefix", "", "prefix of account e-mails (default lg-<random>)")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a URL whose host is not a loopback address")
 	fs.DurationVar(&o.Progress, "progress", 2e9, "print progress to stderr this often (0 = never)")
+	fs.DurationVar(&o.Interval, "interval", 0, "print a window line to stdout every this much of the measured time (0 = never)")
+	fs.IntVar(&o.RegisterEvery, "register-every", 4, "mixed: every n-th journey of a VU starts with register instead of login (0 = never)")
+	fs.IntVar(&o.MixedMe, "mixed-me", 8, "mixed: me queries after the register or login")
+	fs.IntVar(&o.MixedRefresh, "mixed-refresh", 3, "mixed: refreshToken calls in the chain, each followed by one me")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +61,10 @@ func baseOptions(url, scenario string) Options {
 		TrivialQuery: "{ __typename }",
 		Timeout:      10 * time.Second,
 		Warmup:       50 * time.Millisecond,
+
+		RegisterEvery: 4, // the flags' defaults
+		MixedMe:       8,
+		MixedRefresh:  3,
 	}
 }
 
@@ -116,6 +123,9 @@ func TestScenarios(t *testing.T) {
 			}
 			if res.Accounts != wantAccounts {
 				t.Errorf("accounts = %d, want %d", res.Accounts, wantAccounts)
+			}
+			if (sc == "mixed") != (res.Ops != nil) {
+				t.Errorf("ops = %v: want them for mixed only", res.Ops)
 			}
 			if res.DurationS < 0.3 || res.DurationS > 5 {
 				t.Errorf("duration_s = %v, want about 0.3", res.DurationS)
@@ -253,8 +263,10 @@ func TestRemoteURLRefused(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{},                             // no scenario
-		{"-scenario", "mixed"},         // unknown
+		{},                     // no scenario
+		{"-scenario", "bogus"}, // unknown
+		{"-scenario", "me", "-interval", "-1s"},
+		{"-scenario", "mixed", "-mixed-me", "-1"},
 		{"-scenario", "me", "-c", "0"}, // no VUs
 		{"-scenario", "me", "-d", "0"}, // no limit at all
 		{"-scenario", "me", "-email-prefix", "a b"},
@@ -335,5 +347,169 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(s[:1], 99); p != time.Millisecond {
 		t.Errorf("p99 of one = %v", p)
+	}
+}
+
+// TestMixed: journeys of register or login, me, a refresh chain and logout run without errors, and
+// every operation is counted. Without a reuse grace, a clean run also proves that the chains present
+// the token they got last.
+func TestMixed(t *testing.T) {
+	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
+	o := baseOptions(url, "mixed")
+	o.Duration = 2 * time.Second
+	o.RegisterEvery = 2
+	res := run(t, o)
+	checkClean(t, res)
+	var sum int64
+	for _, name := range []string{"register", "login", "me", "refresh", "logout"} {
+		s, ok := res.Ops[name]
+		if !ok || s.OK <= 0 || len(s.Errors) != 0 || s.P50 <= 0 || s.P99 < s.P50 {
+			t.Errorf("ops[%s] = %+v (present %v): want ok > 0, no errors, 0 < p50 <= p99", name, s, ok)
+		}
+		sum += s.OK
+	}
+	if len(res.Ops) != 5 || sum != res.OK {
+		t.Errorf("ops %v: want the five operations, ok summing to %d", res.Ops, res.OK)
+	}
+	// Per journey: 1 register or login, 8 + 3 me, 3 refreshes, 1 logout. The start of the measured
+	// time and its end each cut at most one journey per VU.
+	ops := res.Ops
+	near := func(got, want, tolerance int64) bool { return want-tolerance <= got && got <= want+tolerance }
+	n := ops["logout"].OK
+	if !near(ops["register"].OK+ops["login"].OK, n, 2*4) || !near(ops["me"].OK, 11*n, 2*11*4) || !near(ops["refresh"].OK, 3*n, 2*3*4) {
+		t.Errorf("operation counts do not fit the journey: %+v", ops)
+	}
+	if ops["register"].OK*3 < ops["login"].OK || ops["login"].OK*3 < ops["register"].OK {
+		t.Errorf("-register-every 2: register %d and login %d should be about even", ops["register"].OK, ops["login"].OK)
+	}
+}
+
+// TestMixedBrokenChainEndsJourney: when a refresh fails, the journey ends and the VU starts a new
+// one (a login), instead of refreshing with a dead token over and over.
+func TestMixedBrokenChainEndsJourney(t *testing.T) {
+	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
+	o := baseOptions(url, "mixed")
+	o.RegisterEvery, o.MixedMe, o.MixedRefresh = 0, 0, 2
+	o.reuseFirstRefreshToken = true // the second refresh of a chain presents a retired token
+	res := run(t, o)
+	ops := res.Ops
+	if ops["refresh"].Errors["INVALID_REFRESH_TOKEN"] == 0 || ops["logout"].OK != 0 || ops["login"].OK == 0 {
+		t.Fatalf("ops = %+v: want INVALID_REFRESH_TOKEN on refresh, new logins, no logout", ops)
+	}
+	// Each journey: login, refresh (OK), me, refresh (fails): as many failures as journeys.
+	if bad := ops["refresh"].Errors["INVALID_REFRESH_TOKEN"]; bad > ops["login"].OK+4 || ops["refresh"].OK > ops["login"].OK+4 {
+		t.Errorf("ops = %+v: a failed refresh did not end the journey", ops)
+	}
+}
+
+// TestWindows: -interval prints window lines before the result line; together they hold the same
+// measured requests as the result (warm-up excluded from both), and summarize skips them.
+func TestWindows(t *testing.T) {
+	url := newServer(t, nil)
+	var out, diag bytes.Buffer
+	code := runMain(context.Background(), []string{"-url", url, "-scenario", "mixed", "-c", "4", "-d", "1200ms",
+		"-warmup", "300ms", "-interval", "500ms", "-progress", "0", "-label", "win"}, &out, &diag)
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, diag.String())
+	}
+	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), diag.String())
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("%d lines: want at least 2 window lines and the result", len(lines))
+	}
+	var res Result
+	dec := json.NewDecoder(strings.NewReader(lines[len(lines)-1]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("last line: %v", err)
+	}
+	checkClean(t, res)
+	var ok int64
+	lastT := 0.0
+	for i, l := range lines[:len(lines)-1] {
+		var w Window
+		dec := json.NewDecoder(strings.NewReader(l))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&w); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if w.Kind != "window" || w.Label != "win" || w.Window != i+1 || w.TS <= lastT || w.DurationS <= 0 || w.Errors == nil {
+			t.Errorf("window line %d: %+v", i+1, w)
+		}
+		if w.OK <= 0 || w.RPS <= 0 || len(w.Errors) != 0 || !(0 < w.LatencyMS.P50 && w.LatencyMS.P50 <= w.LatencyMS.P99 && w.LatencyMS.P99 <= w.LatencyMS.Max) {
+			t.Errorf("window %d: %+v: want ok > 0, no errors, ordered latencies", w.Window, w)
+		}
+		if i < len(lines)-2 && math.Abs(w.TS-0.5*float64(i+1)) > 0.25 {
+			t.Errorf("window %d ends at %.3f s, want about %.1f", w.Window, w.TS, 0.5*float64(i+1))
+		}
+		ok += w.OK
+		lastT = w.TS
+	}
+	if ok != res.OK { // at most the result's; equal, because the last window is flushed after the run
+		t.Errorf("windows' ok sum to %d, the result's is %d: want equal", ok, res.OK)
+	}
+	if math.Abs(lastT-res.DurationS) > 0.05 {
+		t.Errorf("last window ends at %.3f s, the run at %.3f s", lastT, res.DurationS)
+	}
+
+	path := filepath.Join(t.TempDir(), "runs.jsonl")
+	if err := os.WriteFile(path, append(out.Bytes(), out.Bytes()...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sum bytes.Buffer
+	if err := summarize(path, &sum); err != nil {
+		t.Fatalf("summarize: %v", err)
+	}
+	rows := strings.Split(strings.TrimSpace(sum.String()), "\n")
+	if len(rows) != 3 || !strings.HasPrefix(rows[2], "| mixed | win | 2 |") {
+		t.Errorf("summary:\n%s\nwant one row of 2 runs (window lines skipped)", sum.String())
+	}
+}
+
+// TestSoakReport: the report joins each window with the sample taken at its end and shows the
+// totals, the operations and the start, end and idle samples.
+func TestSoakReport(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	jsonl := `{"kind":"window","label":"","window":1,"t_s":15.001,"duration_s":15.001,"ok":1500,"errors":{},"rps":100,"latency_ms":{"p50":1.5,"p99":9.25,"max":20}}
+{"kind":"window","label":"","window":2,"t_s":30.002,"duration_s":15.001,"ok":1400,"errors":{"INTERNAL_SERVER_ERROR":2},"rps":93.3,"latency_ms":{"p50":1.6,"p99":9.5,"max":21}}
+{"label":"","scenario":"mixed","url":"u","concurrency":64,"duration_s":30.01,"ok":2900,"errors":{"INTERNAL_SERVER_ERROR":2},"rps":96.6,"latency_ms":{"p50":1.5,"p90":4,"p99":9.3,"max":21,"mean":2},"accounts":64,"started_at":"` + start.Format(time.RFC3339Nano) + `","ops":{"me":{"ok":2000,"errors":{},"p50":1,"p99":3},"login":{"ok":100,"errors":{},"p50":50,"p99":90},"register":{"ok":30,"errors":{"INTERNAL_SERVER_ERROR":2},"p50":55,"p99":95},"refresh":{"ok":500,"errors":{},"p50":2,"p99":5},"logout":{"ok":270,"errors":{},"p50":1.2,"p99":4}}}
+`
+	at := func(s float64) string { return strconv.FormatFloat(float64(start.Unix())+s, 'f', 3, 64) }
+	tsv := "label\tunix_s\trss_mib\tgoroutines\tpool_in_use\tpool_open\tpg_backends\n" +
+		"start\t" + at(-7) + "\t20.5\t12\t0\t1\t1\n" +
+		"w1\t" + at(15.3) + "\t40.0\t150\t5\t20\t20\n" +
+		"end\t" + at(30.4) + "\t41.2\t14\t0\t20\t20\n" +
+		"idle\t" + at(40.5) + "\t41.0\t13\t\t\t2\n"
+	jp, sp := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "samples.tsv")
+	if err := os.WriteFile(jp, []byte(jsonl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sp, []byte(tsv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, diag bytes.Buffer
+	if code := runMain(context.Background(), []string{"-soak-report", "-commit", "abc1234", "-duration", "30s", jp, sp}, &out, &diag); code != 0 {
+		t.Fatalf("exit %d: %s", code, diag.String())
+	}
+	report := out.String()
+	t.Log(report)
+	for _, want := range []string{
+		"- Date: 2026-05-01 12:00:00 UTC",
+		"- Commit: abc1234",
+		"C=64, DURATION=30s, measured 30.0 s, windows of 15 s",
+		"| 15 | 100 | 1.50 | 9.25 | 20.00 | 0 | 40.0 (15) | 150 | 5 / 20 | 20 |",
+		"| 30 | 93 | 1.60 | 9.50 | 21.00 | INTERNAL_SERVER_ERROR 2 | 41.2 (30) | 14 | 0 / 20 | 20 |",
+		"- Errors: 2 (INTERNAL_SERVER_ERROR 2)",
+		"| register | 30 | INTERNAL_SERVER_ERROR 2 | 55.00 | 95.00 |",
+		"| logout | 270 | 0 | 1.20 | 4.00 |",
+		"| start | -7 | 20.5 | 12 | 0 / 1 | 1 |",
+		"| idle | 40 | 41.0 | 13 | ? / ? | 2 |",
+		"| end − start | | +20.7 | +2 | | +19 |",
+		"| idle − start | | +20.5 | +1 | | +1 |",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }

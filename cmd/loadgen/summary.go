@@ -16,6 +16,7 @@ var roundSuffix = regexp.MustCompile(`\s+round\s+\d+$`)
 
 // summarize reads JSON result lines (as scripts/bench.sh collects them) and prints a Markdown table
 // with, per server and scenario, the median over rounds of requests/s, p50, p99, and all errors.
+// Window lines (-interval) are skipped.
 func summarize(path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -32,10 +33,17 @@ func summarize(path string, w io.Writer) error {
 		if line == "" {
 			continue
 		}
-		var r Result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
+		var l struct {
+			Kind string `json:"kind"`
+			Result
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
+		if l.Kind == "window" {
+			continue
+		}
+		r := l.Result
 		k := key{roundSuffix.ReplaceAllString(r.Label, ""), r.Scenario}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
