@@ -71,16 +71,16 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, context.DeadlineExceeded):
 			// REQUEST_TIMEOUT ran out (a slow database, or a long wait for a password-hashing slot):
 			// the client may retry; an operator sees the cause in the (rate-limited) warning.
+			warnings.warn(ctx, log, "request deadline exceeded", gqlErr, err) // before the message is replaced
 			gqlErr.Message = "the request timed out; retry shortly"
 			ext["code"] = string(model.ErrorCodeServiceUnavailable)
-			warnings.warn(ctx, log, "request deadline exceeded", gqlErr, err)
 		case errors.Is(err, context.Canceled):
 			// The client went away: not a server fault worth an error-level log line.
 			gqlErr.Message = "the request was cancelled"
 			ext["code"] = string(model.ErrorCodeInternalServerError)
 		case errors.Is(err, auth.ErrUnavailable):
+			warnings.warn(ctx, log, "database unavailable", gqlErr, err) // before the message is replaced
 			lookupError(err, ext, gqlErr)
-			warnings.warn(ctx, log, "database unavailable", gqlErr, err)
 		case lookupError(err, ext, gqlErr):
 		case isGraphQLError(err):
 			// Parse, validation and argument-coercion errors from gqlgen itself keep their message.

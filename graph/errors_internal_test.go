@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"gqlauth/auth"
 )
@@ -28,7 +29,8 @@ func TestPresenterTable(t *testing.T) {
 		{&auth.ValidationError{Field: "email", Message: "is required"}, "BAD_USER_INPUT", "", "email"},
 		{errors.New(`pq: relation "users" does not exist`), "INTERNAL_SERVER_ERROR", "", ""},
 		{recoverPanic(log)(ctx, "boom"), "INTERNAL_SERVER_ERROR", "", ""},
-		{fmt.Errorf("login: %w: %w", auth.ErrUnavailable, errors.New("pq: dial tcp 10.0.0.5:5432: connect: connection refused")), "SERVICE_UNAVAILABLE", "", ""},
+		// As resolvers' errors arrive: wrapped by gqlgen, whose *gqlerror.Error the presenter edits.
+		{gqlerror.WrapPath(nil, fmt.Errorf("login: %w: %w", auth.ErrUnavailable, errors.New("pq: dial tcp 10.0.0.5:5432: connect: connection refused"))), "SERVICE_UNAVAILABLE", "", ""},
 		{fmt.Errorf("query: %w", context.DeadlineExceeded), "SERVICE_UNAVAILABLE", "", ""},
 		{context.Canceled, "INTERNAL_SERVER_ERROR", "", ""},
 	} {
@@ -42,7 +44,7 @@ func TestPresenterTable(t *testing.T) {
 		}
 	}
 	if !strings.Contains(logged.String(), "relation") || !strings.Contains(logged.String(), "boom") ||
-		!strings.Contains(logged.String(), "connection refused") {
+		!strings.Contains(logged.String(), "connection refused") || !strings.Contains(logged.String(), "10.0.0.5") {
 		t.Errorf("internal errors and panics must reach the log: %s", logged.String())
 	}
 }
