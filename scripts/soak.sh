@@ -10,6 +10,14 @@
 #   scripts/soak.sh                                 # 10 minutes at c=64, one window per minute
 #   DURATION=1m INTERVAL=15s scripts/soak.sh        # a short smoke run
 #   DB_MAX_OPEN_CONNS=40 C=128 scripts/soak.sh      # DB_MAX_OPEN_CONNS is passed on to the server
+#   DURATION=60s INTERVAL=5s OUTAGE_AT=20s OUTAGE_FOR=10s scripts/soak.sh
+#                                                   # Postgres outage under load: see below
+#
+# OUTAGE_AT / OUTAGE_FOR (seconds into the measured time; OUTAGE_AT >= INTERVAL): stop the local Postgres cluster with
+# pg_ctlcluster (fast shutdown: every connection is terminated) and start it again OUTAGE_FOR later,
+# under load. /readyz is polled every 0.25 s meanwhile and the report gets an "Outage" section: when
+# /readyz turned 503 and 200 again, and the windows show the SERVICE_UNAVAILABLE answers and the
+# recovery. Postgres is started again whatever happens (the exit trap). Needs root and pg_ctlcluster.
 #
 # Next to $OUT it keeps the raw data: <OUT without .md>.jsonl (loadgen's lines), .samples.tsv, .server.log
 # and .loadgen.log; re-render the report with go run ./cmd/loadgen -soak-report <jsonl> <samples.tsv>.
@@ -40,7 +48,16 @@ done
 
 work=$(mktemp -d)
 pid= lg=
+OUTAGE_AT=${OUTAGE_AT:-} OUTAGE_FOR=${OUTAGE_FOR:-10s}
+go_seconds() { # a Go duration such as 1m, 15s, 1m30s, 500ms -> seconds
+  awk -v d="$1" 'BEGIN { s = 0; while (match(d, /^[0-9.]+(ms|h|m|s)/)) { n = substr(d, 1, RLENGTH); u = n; sub(/^[0-9.]+/, "", u); n += 0
+    s += (u == "h" ? n * 3600 : u == "m" ? n * 60 : u == "ms" ? n / 1000 : n); d = substr(d, RLENGTH + 1) } print s }'
+}
+pgctl() { pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main "$1"; }
+outage_pid=
 cleanup() {
+  [ -n "$outage_pid" ] && kill "$outage_pid" 2>/dev/null || true
+  if [ -n "$OUTAGE_AT" ] && ! pg_isready -h 127.0.0.1 -q; then pgctl start || true; fi
   [ -n "$lg" ] && kill "$lg" 2>/dev/null || true
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   rm -rf "$work"
@@ -96,6 +113,33 @@ echo "soak: mixed load, c=$C for $DURATION (after setup and a 5 s warm-up), a wi
 "$work/loadgen" -url "http://$ADDR/graphql" -scenario mixed -c "$C" -d "$DURATION" -interval "$INTERVAL" \
   -warmup 5s -progress 0 -label "soak c=$C" >"$jsonl" 2>"$loadlog" &
 lg=$!
+if [ -n "$OUTAGE_AT" ]; then
+  # Timeline: "<unix s> <event>" lines; readyz lines only when the status changes.
+  timeline=$base.outage.txt
+  : >"$timeline"
+  (
+    # The first window line comes INTERVAL after the measured time starts (setup and warm-up take a
+    # while before that): from there, wait until OUTAGE_AT into the measured time.
+    until grep -q '"kind":"window"' "$jsonl" 2>/dev/null; do sleep 0.1; done
+    sleep "$(awk -v a="${OUTAGE_AT%s}" -v i="$(go_seconds "$INTERVAL")" 'BEGIN {d = a - i; print (d > 0 ? d : 0)}')"
+    echo "$(date +%s.%N) postgres-stop" >>"$timeline"
+    pgctl stop >/dev/null
+    echo "$(date +%s.%N) postgres-stopped" >>"$timeline"
+    sleep "${OUTAGE_FOR%s}"
+    echo "$(date +%s.%N) postgres-start" >>"$timeline"
+    pgctl start >/dev/null
+    echo "$(date +%s.%N) postgres-started" >>"$timeline"
+  ) &
+  outage_pid=$!
+  (
+    last=
+    while kill -0 "$lg" 2>/dev/null; do
+      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$ADDR/readyz" || true)
+      [ "$code" != "$last" ] && echo "$(date +%s.%N) readyz-$code" >>"$timeline" && last=$code
+      sleep 0.25
+    done
+  ) &
+fi
 # A sample right after each window line, so that both describe the same moment.
 seen=0
 while kill -0 "$lg" 2>/dev/null; do
@@ -126,6 +170,17 @@ git diff --quiet HEAD -- 2>/dev/null || commit="$commit (with uncommitted change
   "$jsonl" "$samples" >"$OUT"
 if [ -s "$serverlog" ]; then
   printf '\n## Server log (warn and above), last 20 lines\n\n```\n%s\n```\n' "$(tail -n 20 "$serverlog")" >>"$OUT"
+fi
+if [ -n "$OUTAGE_AT" ]; then
+  wait "$outage_pid" 2>/dev/null || true
+  outage_pid=
+  started=$(grep -o '"started_at":"[^"]*"' "$jsonl" | tail -n 1 | cut -d'"' -f4)
+  start=$(date -d "$started" +%s.%N)
+  {
+    printf '\n## Outage (OUTAGE_AT=%s, OUTAGE_FOR=%s)\n\n' "$OUTAGE_AT" "$OUTAGE_FOR"
+    printf 'Seconds into the measured time, like the t column of the windows, which show the answers by code meanwhile.\n\n'
+    sort -n "$timeline" | awk -v s="$start" '{printf "- %7.2f s  %s\n", $1 - s, $2}'
+  } >>"$OUT"
 fi
 cat "$OUT"
 echo "soak: report in $OUT" >&2
