@@ -107,13 +107,20 @@ func (r *revocations) sync(ctx context.Context) error {
 func (r *revocations) run(ctx context.Context, log *slog.Logger) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
+	failing := false // log the first failure and the recovery, not every poll of an outage
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := r.sync(ctx); err != nil && ctx.Err() == nil {
+			err := r.sync(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				failing = true
 				log.Warn("revocation poll failed; checking sessions in the database until it recovers", "err", err)
+			case err == nil && failing:
+				failing = false
+				log.Info("revocation poll works again")
 			}
 		}
 	}
