@@ -244,3 +244,39 @@ func getStatus(e *env, path string) int {
 	res.Body.Close()
 	return res.StatusCode
 }
+
+// In cookie mode, a refresh or logout that fails for want of a database leaves the browser its
+// refresh cookie: nothing was decided, and the retry after the outage must still be able to rotate
+// the token or end the session.
+func TestCookieKeptDuringOutage(t *testing.T) {
+	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
+	e := newEnv(t, dsn, envOpt{realTime: true, vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true"}})
+	const name = "__Secure-refresh_token"
+	res, r := e.do(regQ, map[string]any{"i": map[string]any{"email": "cookie-outage-" + uniq() + "@example.com", "password": pw}})
+	wantOK(t, r)
+	c := refreshCookie(t, res, name)
+	if c == nil {
+		t.Fatal("no refresh cookie")
+	}
+	cookie := []string{"Cookie", name + "=" + c.Value}
+
+	proxy.Cut()
+	for _, q := range []string{`mutation { refreshToken { accessToken } }`, `mutation { logout }`} {
+		res, r := e.do(q, nil, cookie...)
+		wantCode(t, r, "SERVICE_UNAVAILABLE", "")
+		if got := refreshCookie(t, res, name); got != nil {
+			t.Errorf("%s during the outage touched the cookie: %v", q, res.Header["Set-Cookie"])
+		}
+	}
+	if err := proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the database is back", func() bool { return getStatus(e, "/readyz") == http.StatusOK })
+	res, r = e.do(`mutation { logout }`, nil, cookie...)
+	wantOK(t, r)
+	if cleared := refreshCookie(t, res, name); cleared == nil || cleared.MaxAge >= 0 {
+		t.Fatalf("logout after the outage did not clear the cookie: %v", res.Header["Set-Cookie"])
+	}
+	_, r = e.do(`mutation { refreshToken { accessToken } }`, nil, cookie...)
+	wantCode(t, r, "INVALID_REFRESH_TOKEN", "")
+}

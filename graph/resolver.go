@@ -6,10 +6,22 @@ package graph
 
 //go:generate go run github.com/99designs/gqlgen generate
 
-import "gqlauth/auth"
+import (
+	"context"
+	"errors"
+
+	"gqlauth/auth"
+)
 
 // Resolver is the root resolver: the auth service, and how refresh tokens travel (body or cookie).
 type Resolver struct {
 	Auth    *auth.Service
 	Cookies CookieOptions
+}
+
+// undecided reports whether err left the outcome open (the database was unavailable or the request
+// timed out): the browser then keeps its refresh cookie, so that a retried logout can still end the
+// session, or a retried refresh can still rotate it.
+func undecided(err error) bool {
+	return errors.Is(err, auth.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -41,10 +41,11 @@ func (r *mutationResolver) RefreshToken(ctx context.Context, refreshToken *strin
 // Logout is the resolver for the logout field.
 func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bool, error) {
 	if raw, fromCookie := r.presentedRefreshToken(ctx, refreshToken); raw != "" {
-		if fromCookie {
+		err := r.Auth.Logout(ctx, raw)
+		if fromCookie && !undecided(err) {
 			r.Cookies.clearRefreshCookie(ctx)
 		}
-		return true, r.Auth.Logout(ctx, raw)
+		return true, err
 	}
 	// No refresh token: end the session of the caller's access token.
 	p, err := principal(ctx)
@@ -57,8 +58,11 @@ func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bo
 	case err != nil:
 		return false, err
 	}
-	r.Cookies.clearRefreshCookie(ctx)
-	return true, r.Auth.LogoutSession(ctx, p)
+	err = r.Auth.LogoutSession(ctx, p)
+	if !undecided(err) {
+		r.Cookies.clearRefreshCookie(ctx)
+	}
+	return true, err
 }
 
 // LogoutAll is the resolver for the logoutAll field.
