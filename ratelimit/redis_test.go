@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
+	"gqlauth/internal/testdb"
 	"slices"
 	"testing"
 	"time"
@@ -17,14 +17,7 @@ import (
 // Redis suite would hide a broken shared limiter.
 func testRedis(t *testing.T) *redis.Client {
 	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("REQUIRE_REDIS") == "1" {
-			t.Fatal("TEST_REDIS_URL is not set but CI=true or REQUIRE_REDIS=1 requires the Redis tests")
-		}
-		t.Skip("TEST_REDIS_URL not set; skipping Redis tests")
-	}
-	opt, err := redis.ParseURL(url)
+	opt, err := redis.ParseURL(testdb.Redis(t))
 	if err != nil {
 		t.Fatalf("TEST_REDIS_URL: %v", err)
 	}

@@ -19,26 +19,8 @@ import (
 // SIGTERM in the middle of requests: every in-flight request completes, new connections are
 // refused, and run returns cleanly.
 func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	t.Setenv("ADDR", addr)
-	t.Setenv("DATA_DIR", dir)
-	t.Setenv("DATABASE_URL", dir+"/test.db")
-	t.Setenv("PASSWORD_HASH_CONCURRENCY", "1") // logins queue behind one argon2id run at a time
-	t.Setenv("LOGIN_RATE_LIMIT", "off")
-	t.Setenv("LOGIN_IP_RATE_LIMIT", "off")
-	t.Setenv("SHUTDOWN_TIMEOUT", "30s")
-
-	var logs testlog.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(&logs) }()
+	addr, logs, done := startServer(t)
 	base := "http://" + addr
-	waitUntil(t, func() bool { res, err := http.Get(base + "/healthz"); return err == nil && res.Body.Close() == nil })
 
 	post := func(q string) (string, error) {
 		res, err := http.Post(base+"/graphql", "application/json", strings.NewReader(q))
@@ -97,6 +79,35 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
+// startServer runs the server (run, as main does) on a free port with an SQLite file, one hashing
+// slot (logins queue behind one argon2id run at a time), no rate limits and SHUTDOWN_TIMEOUT=30s,
+// and waits until it answers. It returns the address, the log and run's result.
+func startServer(t *testing.T) (string, *testlog.Buffer, chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	t.Setenv("ADDR", addr)
+	t.Setenv("DATA_DIR", dir)
+	t.Setenv("DATABASE_URL", dir+"/test.db")
+	t.Setenv("PASSWORD_HASH_CONCURRENCY", "1")
+	t.Setenv("LOGIN_RATE_LIMIT", "off")
+	t.Setenv("LOGIN_IP_RATE_LIMIT", "off")
+	t.Setenv("SHUTDOWN_TIMEOUT", "30s")
+	logs := &testlog.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(logs) }()
+	waitUntil(t, func() bool {
+		res, err := http.Get("http://" + addr + "/healthz")
+		return err == nil && res.Body.Close() == nil
+	})
+	return addr, logs, done
+}
+
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); !cond(); {
@@ -112,27 +123,8 @@ func waitUntil(t *testing.T, cond func() bool) {
 // Every request the server accepted gets its full answer; the only failures allowed are connections
 // refused after the listener closed. The figures go to the test log (go test -v).
 func TestSIGTERMUnderLoad(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	t.Setenv("ADDR", addr)
-	t.Setenv("DATA_DIR", dir)
-	t.Setenv("DATABASE_URL", dir+"/test.db")
-	t.Setenv("PASSWORD_HASH_CONCURRENCY", "1")
-	t.Setenv("LOGIN_RATE_LIMIT", "off")
-	t.Setenv("LOGIN_IP_RATE_LIMIT", "off")
-	t.Setenv("LOG_LEVEL", "warn")
-	t.Setenv("SHUTDOWN_TIMEOUT", "30s")
-
-	var logs testlog.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(&logs) }()
+	addr, _, done := startServer(t)
 	base := "http://" + addr
-	waitUntil(t, func() bool { res, err := http.Get(base + "/healthz"); return err == nil && res.Body.Close() == nil })
 	res, err := http.Post(base+"/graphql", "application/json", strings.NewReader(`{"query":"mutation { register(input: {email: \"a@example.com\", password: \"correct horse\"}) { accessToken } }"}`))
 	if err != nil {
 		t.Fatal(err)
