@@ -31,8 +31,9 @@ func main() {
 }
 
 // run serves until SIGINT or SIGTERM, then shuts down gracefully: the listener closes at once (new
-// connections are refused), in-flight requests get SHUTDOWN_TIMEOUT to finish, then background work
-// stops and the database closes.
+// connections are refused; those already waiting in its accept queue are still served, see
+// drainingListener), in-flight requests get SHUTDOWN_TIMEOUT to finish, then background work stops
+// and the database closes.
 func run(logOut io.Writer) error {
 	cfg, err := config.Load()
 	if err != nil {
@@ -58,7 +59,7 @@ func run(logOut io.Writer) error {
 	}
 	srv := a.Server(cfg.Addr)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(&drainingListener{TCPListener: ln.(*net.TCPListener)}) }()
 	log.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env, "database", a.Store.Dialect(), "alg", a.Tokens.Algorithm())
 	if !cfg.Production() {
 		log.Info("GraphQL IDE at http://localhost" + portOf(ln.Addr().String()) + "/")
@@ -73,7 +74,17 @@ func run(logOut io.Writer) error {
 	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = srv.Shutdown(shutdownCtx)
+	if err == nil {
+		// Serve returns once it has taken the connections the listener drained from the accept
+		// queue; Shutdown again waits for their requests too.
+		select {
+		case <-errc:
+		case <-shutdownCtx.Done():
+		}
+		err = srv.Shutdown(shutdownCtx)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
 	}
