@@ -151,10 +151,10 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	}
 
 	var (
-		signalled                            atomic.Int64 // unix nanoseconds of the signal, 0 before
+		signalled                                       atomic.Int64 // unix nanoseconds of the signal, 0 before
 		ok, okAfter, inFlight, refused, lost, unreached atomic.Int64
-		problems                             = make(chan string, 64)
-		wg                                   sync.WaitGroup
+		problems                                        = make(chan string, 64)
+		wg                                              sync.WaitGroup
 	)
 	for i := range 32 {
 		send := me
