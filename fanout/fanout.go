@@ -44,13 +44,6 @@ func NewRedis(client redis.UniversalClient, channel string, log *slog.Logger) *R
 	return &Redis{client: client, channel: channel, log: log, HealthInterval: 2 * time.Second, RetryInterval: time.Second}
 }
 
-// Degraded reports whether the last Redis operation of the fan-out failed.
-func (r *Redis) Degraded() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.degraded
-}
-
 // Publish sends the session ids as one comma-separated message (ids never contain commas).
 func (r *Redis) Publish(ctx context.Context, sessionIDs []string) error {
 	err := r.client.Publish(ctx, r.channel, strings.Join(sessionIDs, ",")).Err()
