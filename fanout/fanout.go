@@ -54,13 +54,16 @@ func (r *Redis) Publish(ctx context.Context, sessionIDs []string) error {
 }
 
 // Subscribe delivers every published batch until ctx ends. go-redis reconnects and resubscribes by
-// itself after a failure; this loop notices failures (a silent connection is checked with a PING
-// every HealthInterval), reports them once, waits RetryInterval between attempts, and reports the
-// recovery at the first successful receive. Messages published while disconnected are lost, which
-// only delays those revocations to the next database poll.
+// itself after a connection error. A connection that merely goes silent (Redis hung, or a network
+// that drops packets without resetting) is caught here: after HealthInterval of silence it sends a
+// PING, and if no answer comes within another HealthInterval it drops the connection and subscribes
+// anew. Failures are reported once, retried every RetryInterval, and the recovery is reported at the
+// first successful receive. Messages published while disconnected are lost, which only delays those
+// revocations to the next database poll.
 func (r *Redis) Subscribe(ctx context.Context, deliver func(sessionIDs []string)) {
 	sub := r.client.Subscribe(ctx, r.channel)
-	defer sub.Close()
+	defer func() { _ = sub.Close() }()
+	pinged := false // a PING is waiting for its PONG
 	for ctx.Err() == nil {
 		msg, err := sub.ReceiveTimeout(ctx, r.HealthInterval)
 		if err != nil {
@@ -69,11 +72,20 @@ func (r *Redis) Subscribe(ctx context.Context, deliver func(sessionIDs []string)
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				// Silence: ask for a PONG, which the next receive reads.
-				if err = sub.Ping(ctx); err == nil {
-					continue
+				if !pinged {
+					// Silence: ask for a PONG, which the next receive reads.
+					if err = sub.Ping(ctx); err == nil {
+						pinged = true
+						continue
+					}
+				} else {
+					err = errors.New("no answer to PING within " + r.HealthInterval.String())
 				}
+				// go-redis keeps a connection that only timed out: replace it.
+				_ = sub.Close()
+				sub = r.client.Subscribe(ctx, r.channel)
 			}
+			pinged = false
 			r.setDegraded(true, err)
 			select {
 			case <-ctx.Done():
@@ -81,6 +93,7 @@ func (r *Redis) Subscribe(ctx context.Context, deliver func(sessionIDs []string)
 			}
 			continue
 		}
+		pinged = false
 		r.setDegraded(false, nil)
 		if m, ok := msg.(*redis.Message); ok {
 			if ids := split(m.Payload); len(ids) > 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"gqlauth/internal/tcpproxy"
 	"gqlauth/internal/testdb"
 	"gqlauth/internal/testlog"
 )
@@ -17,7 +18,23 @@ import (
 // client sees an error caused by it: logins work, failed logins are still limited (in memory), and a
 // revocation still reaches the other replica (by database polling); each part logs the switch once
 // and reports it in gqlauth_dependency_degraded. Once Redis is back both parts use it again.
+//
+// Two ways of going away: "down" refuses connections and resets the open ones (Redis stopped or
+// crashed); "hung" keeps connections open and lets nothing through (Redis stuck, or packets dropped),
+// which only timeouts and the fan-out's PING can notice.
 func TestRedisOutage(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		down, up func(*tcpproxy.Proxy) error
+	}{
+		{"down", func(p *tcpproxy.Proxy) error { p.Cut(); return nil }, (*tcpproxy.Proxy).Restore},
+		{"hung", func(p *tcpproxy.Proxy) error { p.Freeze(); return nil }, func(p *tcpproxy.Proxy) error { p.Thaw(); return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkRedisOutage(t, tc.down, tc.up) })
+	}
+}
+
+func checkRedisOutage(t *testing.T, down, up func(*tcpproxy.Proxy) error) {
 	redisURL, proxy := testdb.Proxied(t, testdb.Redis(t))
 	dsn := testdb.Postgres(t)
 	dir := t.TempDir()
@@ -33,9 +50,13 @@ func TestRedisOutage(t *testing.T) {
 		return b.app.Auth.BroadcastRevocations() > 0
 	})
 
-	proxy.Cut()
+	_ = down(proxy)
+	downAt := time.Now()
 	// Logins keep working, and failed ones are still limited, now per replica in memory.
 	wantOK(t, a.post(loginQ, loginVars(email, pw)))
+	if d := time.Since(downAt); d > 3*time.Second {
+		t.Errorf("the first login without Redis took %s", d)
+	}
 	victim := "redis-victim-" + uniq() + "@example.com"
 	for range 3 {
 		wantCode(t, a.post(loginQ, loginVars(victim, "wrong password!")), "INVALID_CREDENTIALS", "")
@@ -50,10 +71,12 @@ func TestRedisOutage(t *testing.T) {
 		return r.ext("reason") == "SESSION_REVOKED"
 	})
 	byPolling := time.Since(revokedAt)
-	waitFor(t, 5*time.Second, "both parts report the outage", func() bool {
+	waitFor(t, 8*time.Second, "both parts report the outage", func() bool {
 		m := metrics(t, a)
 		return strings.Contains(m, `gqlauth_dependency_degraded{component="ratelimit",dependency="redis"} 1`) &&
-			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 1`)
+			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 1`) &&
+			// b publishes nothing meanwhile: only its subscription can tell it.
+			strings.Contains(metrics(t, b), `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 1`)
 	})
 	for _, line := range []string{"ratelimit: primary limiter failed", "revocation fan-out: Redis failed"} {
 		if n := strings.Count(logs.String(), line); n != 1 {
@@ -61,7 +84,8 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 
-	if err := proxy.Restore(); err != nil {
+	detected := time.Since(downAt)
+	if err := up(proxy); err != nil {
 		t.Fatal(err)
 	}
 	restoredAt := time.Now()
@@ -70,7 +94,8 @@ func TestRedisOutage(t *testing.T) {
 		wantCode(t, a.post(loginQ, loginVars("redis-probe-"+uniq()+"@example.com", "wrong password!")), "INVALID_CREDENTIALS", "")
 		m := metrics(t, a)
 		return strings.Contains(m, `gqlauth_dependency_degraded{component="ratelimit",dependency="redis"} 0`) &&
-			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 0`)
+			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 0`) &&
+			strings.Contains(metrics(t, b), `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 0`)
 	})
 	backOnRedis := time.Since(restoredAt)
 	for _, line := range []string{"ratelimit: primary limiter recovered", "revocation fan-out: Redis works again"} {
@@ -89,8 +114,8 @@ func TestRedisOutage(t *testing.T) {
 	if !strings.Contains(metrics(t, a), `gqlauth_dependency_fallbacks_total{component="ratelimit",dependency="redis"} 1`) {
 		t.Error("the switch to the fallback was not counted")
 	}
-	t.Logf("Redis down: revocation reached the other replica by polling in %s; both parts back on Redis %s after it returned (limiter retry interval 5 s)",
-		byPolling.Round(time.Millisecond), backOnRedis.Round(100*time.Millisecond))
+	t.Logf("revocation reached the other replica by polling in %s; both parts reported the outage within %s; both back on Redis %s after it returned (limiter retry interval 5 s)",
+		byPolling.Round(time.Millisecond), detected.Round(100*time.Millisecond), backOnRedis.Round(100*time.Millisecond))
 }
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {

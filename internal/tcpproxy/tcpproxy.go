@@ -1,10 +1,10 @@
 // Package tcpproxy is a loopback TCP proxy for outage tests: it forwards connections to a real
 // service (Postgres, Redis) and can cut them all and refuse new ones, as a crashed or stopped service
-// would, then come back on the same address. Only tests use it.
+// would, then come back on the same address; or freeze them, as a hung service or a network that
+// drops packets would: connections stay open and nothing flows until Thaw. Only tests use it.
 package tcpproxy
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -16,10 +16,12 @@ type Proxy struct {
 	target string
 	addr   string
 
-	mu    sync.Mutex
-	ln    net.Listener // nil while cut
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	ln     net.Listener // nil while cut
+	conns  map[net.Conn]struct{}
+	frozen bool
+	thawed *sync.Cond // broadcast when frozen turns false
+	wg     sync.WaitGroup
 }
 
 // New starts a proxy to target on a free loopback port and stops it when the test ends.
@@ -30,6 +32,7 @@ func New(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p.thawed = sync.NewCond(&p.mu)
 	p.serve(ln)
 	t.Cleanup(p.close)
 	return p
@@ -51,6 +54,31 @@ func (p *Proxy) Cut() {
 		_ = c.Close()
 	}
 	clear(p.conns)
+}
+
+// Freeze stops every byte in both directions, on open and new connections, without closing anything.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw lets the bytes held by Freeze flow again, in order, as TCP would deliver them once the network
+// heals.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.mu.Unlock()
+	p.thawed.Broadcast()
+}
+
+// waitThawed blocks while the proxy is frozen.
+func (p *Proxy) waitThawed() {
+	p.mu.Lock()
+	for p.frozen {
+		p.thawed.Wait()
+	}
+	p.mu.Unlock()
 }
 
 // Restore listens on the same address again; it retries for a few seconds if the port is busy.
@@ -94,7 +122,19 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				p.waitThawed()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		done <- struct{}{}
 	}
 	go pipe(up, c)
@@ -121,6 +161,7 @@ func (p *Proxy) track(c, up net.Conn) bool {
 }
 
 func (p *Proxy) close() {
+	p.Thaw()
 	p.Cut()
 	p.wg.Wait()
 }
