@@ -44,8 +44,19 @@ func NewRedis(client redis.UniversalClient, channel string, log *slog.Logger) *R
 	return &Redis{client: client, channel: channel, log: log, HealthInterval: 2 * time.Second, RetryInterval: time.Second}
 }
 
-// Publish sends the session ids as one comma-separated message (ids never contain commas).
+// errDegraded is what Publish returns, without trying, while Redis is known to be failing.
+var errDegraded = errors.New("fanout: Redis is failing; not publishing until the subscription works again")
+
+// Publish sends the session ids as one comma-separated message (ids never contain commas). While
+// Redis is failing it returns at once instead of making each revocation wait for a timeout; the
+// subscription notices the recovery (within a few seconds) and publishing resumes.
 func (r *Redis) Publish(ctx context.Context, sessionIDs []string) error {
+	r.mu.Lock()
+	degraded := r.degraded
+	r.mu.Unlock()
+	if degraded {
+		return errDegraded
+	}
 	err := r.client.Publish(ctx, r.channel, strings.Join(sessionIDs, ",")).Err()
 	if err != nil {
 		r.setDegraded(true, err)
