@@ -66,14 +66,7 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 			t.Errorf("in-flight request dropped: %s", out)
 		}
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	waitStopped(t, done)
 	if !strings.Contains(logs.String(), "stopped") {
 		t.Fatalf("no clean stop in the log:\n%s", logs.String())
 	}
@@ -106,6 +99,19 @@ func startServer(t *testing.T) (string, *testlog.Buffer, chan error) {
 		return err == nil && res.Body.Close() == nil
 	})
 	return addr, logs, done
+}
+
+// waitStopped waits for run to return after SIGTERM, and fails the test unless it returned cleanly.
+func waitStopped(t *testing.T, done chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after SIGTERM")
+	}
 }
 
 func waitUntil(t *testing.T, cond func() bool) {
@@ -204,14 +210,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
-	}
+	waitStopped(t, done)
 	close(problems)
 	for p := range problems {
 		t.Error(p)
