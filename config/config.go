@@ -64,6 +64,7 @@ type Config struct {
 	LogFormat         string        // LOG_FORMAT: text or json
 	LogLevel          slog.Level    // LOG_LEVEL: debug, info, warn or error
 	ShutdownTimeout   time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests may finish
+	DBWaitTimeout     time.Duration // DB_WAIT_TIMEOUT: how long the server waits for the database at start
 	RequestTimeout    time.Duration // REQUEST_TIMEOUT: a GraphQL request's deadline (database work included)
 	JanitorInterval   time.Duration // JANITOR_INTERVAL: 0 disables the janitor
 	JanitorRetention  time.Duration // JANITOR_RETENTION: keep expired/revoked sessions this long
@@ -154,6 +155,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 
 		LogFormat:         strings.ToLower(get("LOG_FORMAT", "text")),
 		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", "15s"),
+		DBWaitTimeout:     dur("DB_WAIT_TIMEOUT", "60s"),
 		RequestTimeout:    dur("REQUEST_TIMEOUT", "10s"),
 		JanitorInterval:   dur("JANITOR_INTERVAL", "1h"),
 		JanitorRetention:  dur("JANITOR_RETENTION", "168h"),
@@ -243,6 +245,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.DBWaitTimeout < 0 {
+		bad("DB_WAIT_TIMEOUT must be 0 (do not wait) or positive")
 	}
 	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > 25*time.Second {
 		// The HTTP write timeout is 30s: a request must give up before its response can no longer be sent.

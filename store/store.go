@@ -34,7 +34,8 @@ func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-// Open connects to dsn and migrates the schema.
+// Open connects to dsn and migrates the schema. An error that means the database cannot be reached
+// matches auth.ErrUnavailable, so a caller can wait and try again.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	cfg := &gorm.Config{
 		// Single statements need no transaction of their own; multi-row writes use explicit ones.
@@ -67,7 +68,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	g, err := gorm.Open(dial, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+		return nil, markUnavailable(fmt.Errorf("store: open: %w", err))
 	}
 	sqlDB, err := g.DB()
 	if err != nil {
@@ -109,7 +110,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		err = run(db.gorm.WithContext(ctx))
 	}
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return markUnavailable(fmt.Errorf("store: migrate: %w", err))
 	}
 	return nil
 }

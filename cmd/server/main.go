@@ -16,8 +16,10 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"gqlauth/app"
+	"gqlauth/auth"
 	"gqlauth/config"
 	"gqlauth/observe"
 	"gqlauth/password"
@@ -44,7 +46,7 @@ func run(logOut io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	a, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -90,6 +92,38 @@ func run(logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openApp builds the app, waiting up to DB_WAIT_TIMEOUT for a database that cannot be reached yet
+// (started at the same time, or restarting), with one warning and retries every 0.25 s growing to
+// 2 s; a signal ends the wait. Other errors (bad credentials, a broken schema) fail at once.
+func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app.App, error) {
+	deadline := time.Now().Add(cfg.DBWaitTimeout)
+	backoff := 250 * time.Millisecond
+	for waited := false; ; waited = true {
+		a, err := app.New(ctx, cfg, app.Options{Logger: log})
+		if err == nil {
+			if waited {
+				log.Info("database reachable; starting")
+			}
+			return a, nil
+		}
+		if !errors.Is(err, auth.ErrUnavailable) || time.Now().Add(backoff).After(deadline) {
+			if waited {
+				return nil, fmt.Errorf("database still unreachable after DB_WAIT_TIMEOUT=%s: %w", cfg.DBWaitTimeout, err)
+			}
+			return nil, err
+		}
+		if !waited {
+			log.Warn("database unreachable; waiting for it", "timeout", cfg.DBWaitTimeout.String(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("stopped while waiting for the database: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // setMemoryLimit gives the Go runtime a soft memory limit unless GOMEMLIMIT is set. Every argon2id
