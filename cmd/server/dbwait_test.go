@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -17,12 +16,7 @@ import (
 func TestWaitsForTheDatabaseAtStart(t *testing.T) {
 	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
 	proxy.Cut()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	t.Setenv("ADDR", addr)
 	t.Setenv("DATA_DIR", t.TempDir())
 	t.Setenv("DATABASE_URL", dsn)

@@ -77,12 +77,7 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 // and waits until it answers. It returns the address, the log and run's result.
 func startServer(t *testing.T) (string, *testlog.Buffer, chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	dir := t.TempDir()
 	t.Setenv("ADDR", addr)
 	t.Setenv("DATA_DIR", dir)
@@ -112,6 +107,17 @@ func waitStopped(t *testing.T, done chan error) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return after SIGTERM")
 	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func waitUntil(t *testing.T, cond func() bool) {
