@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxDepth:       cfg.MaxQueryDepth,
 		MaxComplexity:  cfg.MaxQueryComplexity,
+		MaxTokens:      cfg.MaxQueryTokens,
 		TrustedProxies: cfg.TrustedProxies,
 		RequestTimeout: cfg.RequestTimeout,
 		Cookie:         graph.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},

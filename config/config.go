@@ -51,6 +51,7 @@ type Config struct {
 	TrustedProxies          []netip.Prefix // TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
 	MaxQueryDepth           int            // MAX_QUERY_DEPTH
 	MaxQueryComplexity      int            // MAX_QUERY_COMPLEXITY
+	MaxQueryTokens          int            // MAX_QUERY_TOKENS: lexical tokens of one GraphQL document
 	MaxBodyBytes            int64          // MAX_BODY_BYTES
 	PasswordHashConcurrency int            // PASSWORD_HASH_CONCURRENCY: argon2id hashes run at once
 
@@ -61,16 +62,17 @@ type Config struct {
 	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS (comma-separated)
 
 	// Operations.
-	LogFormat         string        // LOG_FORMAT: text or json
-	LogLevel          slog.Level    // LOG_LEVEL: debug, info, warn or error
-	ShutdownTimeout   time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests may finish
-	DBWaitTimeout     time.Duration // DB_WAIT_TIMEOUT: how long the server waits for the database at start
-	RequestTimeout    time.Duration // REQUEST_TIMEOUT: a GraphQL request's deadline (database work included)
-	JanitorInterval   time.Duration // JANITOR_INTERVAL: 0 disables the janitor
-	JanitorRetention  time.Duration // JANITOR_RETENTION: keep expired/revoked sessions this long
-	JWTKeysDir        string        // JWT_KEYS_DIR: rotating Ed25519 keys shared by replicas
-	KeyReloadInterval time.Duration // KEY_RELOAD_INTERVAL: how often JWT_KEYS_DIR is re-read
-	DBMaxOpenConns    int           // DB_MAX_OPEN_CONNS: 0 means the engine's default
+	MetricsOperationNames []string      // METRICS_OPERATION_NAMES: extra GraphQL operation names to count by name
+	LogFormat             string        // LOG_FORMAT: text or json
+	LogLevel              slog.Level    // LOG_LEVEL: debug, info, warn or error
+	ShutdownTimeout       time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests may finish
+	DBWaitTimeout         time.Duration // DB_WAIT_TIMEOUT: how long the server waits for the database at start
+	RequestTimeout        time.Duration // REQUEST_TIMEOUT: a GraphQL request's deadline (database work included)
+	JanitorInterval       time.Duration // JANITOR_INTERVAL: 0 disables the janitor
+	JanitorRetention      time.Duration // JANITOR_RETENTION: keep expired/revoked sessions this long
+	JWTKeysDir            string        // JWT_KEYS_DIR: rotating Ed25519 keys shared by replicas
+	KeyReloadInterval     time.Duration // KEY_RELOAD_INTERVAL: how often JWT_KEYS_DIR is re-read
+	DBMaxOpenConns        int           // DB_MAX_OPEN_CONNS: 0 means the engine's default
 }
 
 // Production reports whether APP_ENV is production.
@@ -147,7 +149,8 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		RedisURL:                get("REDIS_URL", ""),
 		MaxQueryDepth:           int(integer("MAX_QUERY_DEPTH", 15)),
 		MaxQueryComplexity:      int(integer("MAX_QUERY_COMPLEXITY", 200)),
-		MaxBodyBytes:            integer("MAX_BODY_BYTES", 1<<20),
+		MaxQueryTokens:          int(integer("MAX_QUERY_TOKENS", 2000)),
+		MaxBodyBytes:            integer("MAX_BODY_BYTES", 16<<10),
 		PasswordHashConcurrency: int(integer("PASSWORD_HASH_CONCURRENCY", int64(runtime.NumCPU()))),
 		RefreshTokenCookie:      boolean("REFRESH_TOKEN_COOKIE", false),
 		CookieSecure:            boolean("COOKIE_SECURE", true),
@@ -275,8 +278,11 @@ func (c *Config) Validate() error {
 	if c.MaxQueryComplexity < 1 {
 		bad("MAX_QUERY_COMPLEXITY must be at least 1")
 	}
-	if c.MaxBodyBytes < 1<<10 {
-		bad("MAX_BODY_BYTES must be at least 1024")
+	if c.MaxQueryTokens < 100 || c.MaxQueryTokens > 100000 {
+		bad("MAX_QUERY_TOKENS must be between 100 and 100000 (got %d)", c.MaxQueryTokens)
+	}
+	if c.MaxBodyBytes < 1<<10 || c.MaxBodyBytes > 16<<20 {
+		bad("MAX_BODY_BYTES must be between 1024 and 16777216 (got %d)", c.MaxBodyBytes)
 	}
 	if c.PasswordHashConcurrency < 1 {
 		bad("PASSWORD_HASH_CONCURRENCY must be at least 1")

@@ -102,7 +102,7 @@ func TestHardeningSettings(t *testing.T) {
 	}
 	if c.LoginRateLimit.String() != (ratelimit.Rate{Limit: 10, Window: 15 * time.Minute}).String() ||
 		c.LoginIPRateLimit.Limit != 300 || c.RegisterRateLimit.Limit != 1000 || c.RegisterRateLimit.Window != time.Hour ||
-		c.MaxQueryDepth != 15 || c.MaxBodyBytes != 1<<20 || c.PasswordHashConcurrency < 1 || !c.CookieSecure {
+		c.MaxQueryDepth != 15 || c.MaxBodyBytes != 16<<10 || c.MaxQueryTokens != 2000 || c.PasswordHashConcurrency < 1 || !c.CookieSecure {
 		t.Fatalf("hardening defaults: %+v", c)
 	}
 	c, err = load(map[string]string{"CORS_ALLOWED_ORIGINS": "https://app.example.com/, http://localhost:5173", "COOKIE_SAMESITE": "Lax"})
@@ -117,7 +117,7 @@ func TestHardeningSettings(t *testing.T) {
 		{"LOGIN_RATE_LIMIT": "10 per minute"}, {"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"},
 		{"MAX_QUERY_DEPTH": "0"}, {"MAX_BODY_BYTES": "lots"}, {"REDIS_URL": "localhost:6379"}, {"COOKIE_SECURE": "maybe"},
 		{"COOKIE_SAMESITE": "none"}, {"CORS_ALLOWED_ORIGINS": "app.example.com"}, {"CORS_ALLOWED_ORIGINS": "https://app.example.com/login"},
-		{"CORS_ALLOWED_ORIGINS": "ftp://app.example.com"},
+		{"CORS_ALLOWED_ORIGINS": "ftp://app.example.com"}, {"MAX_QUERY_TOKENS": "10"}, {"MAX_BODY_BYTES": "1073741824"},
 	} {
 		if _, err := load(vars); err == nil {
 			t.Errorf("%v accepted", vars)

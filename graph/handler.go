@@ -10,10 +10,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"gqlauth/auth"
 	"gqlauth/graph/model"
@@ -30,8 +28,9 @@ const (
 	PathSchema  = "/graphql/schema.graphql"
 )
 
-// DefaultMaxBodyBytes caps a GraphQL request body.
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes caps a GraphQL request body. The largest legitimate request (changePassword
+// with two 256-character passwords, or an IDE's introspection query) is a few KiB.
+const DefaultMaxBodyBytes = 16 << 10
 
 // Options configure NewHandler.
 type Options struct {
@@ -42,9 +41,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxDepth caps field nesting; 0 means DefaultMaxDepth.
 	MaxDepth int
-	// MaxComplexity caps gqlgen's complexity score (one per field, aliases included); 0 means
-	// DefaultMaxComplexity.
+	// MaxComplexity caps the fields of an operation, fragments expanded (one per field, aliases
+	// included, introspection counted apart); 0 means DefaultMaxComplexity.
 	MaxComplexity int
+	// MaxTokens caps the lexical tokens of a GraphQL document; 0 means DefaultMaxTokens.
+	MaxTokens int
 	// TrustedProxies are the peers whose X-Forwarded-For header names the client.
 	TrustedProxies []netip.Prefix
 	// RequestTimeout is each GraphQL request's deadline, passed to the database and to the queue for a
@@ -65,12 +66,6 @@ type Options struct {
 	Metrics http.Handler
 }
 
-// Defaults of the query limits.
-const (
-	DefaultMaxDepth      = 15
-	DefaultMaxComplexity = 200
-)
-
 // NewHandler returns the service's whole HTTP surface: POST and GET /graphql, the IDE at / and the
 // SDL (in development), /healthz (liveness), /readyz (readiness), /metrics (when Options.Metrics is
 // set) and the JWKS. main and every GraphQL test use it, so tests exercise the
@@ -88,6 +83,9 @@ func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	if opts.MaxComplexity <= 0 {
 		opts.MaxComplexity = DefaultMaxComplexity
 	}
+	if opts.MaxTokens <= 0 {
+		opts.MaxTokens = DefaultMaxTokens
+	}
 	cfg := Config{Resolvers: &Resolver{Auth: svc, Cookies: opts.Cookie}}
 	cfg.Directives.Auth = authDirective
 	cfg.Directives.Public = publicDirective
@@ -95,12 +93,20 @@ func NewHandler(svc *auth.Service, opts Options) (http.Handler, error) {
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	cache := newQueryCache(queryCacheEntries, queryCacheBytes)
+	srv.SetQueryCache(cache)
+	srv.SetParserTokenLimit(opts.MaxTokens)
+	// Field suggestions ("Did you mean …?") spell out the schema, like introspection.
+	srv.SetDisableSuggestion(!opts.Development)
 	if opts.Development {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(operationGuard{maxDepth: opts.MaxDepth})
-	srv.Use(extension.FixedComplexityLimit(opts.MaxComplexity))
+	// The guard runs before gqlgen parses and validates: it alone bounds depth and complexity (gqlgen's
+	// own complexity walker would expand every fragment spread, so it is not used).
+	srv.Use(operationGuard{cache: cache, limits: Limits{
+		MaxTokens: opts.MaxTokens, MaxDepth: opts.MaxDepth, MaxComplexity: opts.MaxComplexity,
+		MaxIntrospection: DefaultMaxIntrospection, Introspection: opts.Development,
+	}})
 	if opts.OnOperation != nil {
 		srv.Use(operationObserver{})
 	}
