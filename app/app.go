@@ -72,6 +72,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	metrics := observe.NewMetrics(prometheus.NewRegistry())
+	metrics.KnowOperations(append(graph.OperationNames(), cfg.MetricsOperationNames...)...)
 	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts, metrics)
 	if err != nil {
 		_ = db.Close()
@@ -132,8 +133,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
 	// Outermost the request id, so that every log line of the request carries it; the metrics and
-	// the access log read the route (r.Pattern) that the mux sets on the same request.
-	h = observe.RequestID(metrics.HTTP(observe.AccessLog(opts.Logger, h)))
+	// the access log read the route (r.Pattern) that the mux sets on the same request. A request still
+	// running a second past its own deadline is reported while it runs.
+	h = observe.RequestID(metrics.HTTP(observe.Watch(opts.Logger, cfg.RequestTimeout+time.Second, metrics.Overrun,
+		observe.AccessLog(opts.Logger, h))))
 	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, Metrics: metrics, cancel: cancel, closeLimiter: closeLimiter}, nil
 }
 

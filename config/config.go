@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -174,6 +175,11 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 			c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
 		}
 	}
+	for _, n := range strings.Split(get("METRICS_OPERATION_NAMES", ""), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			c.MetricsOperationNames = append(c.MetricsOperationNames, n)
+		}
+	}
 	for _, p := range strings.Split(get("TRUSTED_PROXIES", ""), ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -202,6 +208,9 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	return c, nil
 }
+
+// graphQLName matches a GraphQL name of at most 64 characters.
+var graphQLName = regexp.MustCompile(`^[_A-Za-z][_0-9A-Za-z]{0,63}$`).MatchString
 
 func countSet(flags ...bool) int {
 	n := 0
@@ -289,6 +298,14 @@ func (c *Config) Validate() error {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		bad("REDIS_URL must start with redis:// or rediss://")
+	}
+	if len(c.MetricsOperationNames) > 200 {
+		bad("METRICS_OPERATION_NAMES: at most 200 names (each is a label value)")
+	}
+	for _, n := range c.MetricsOperationNames {
+		if !graphQLName(n) {
+			bad("METRICS_OPERATION_NAMES: %q is not a GraphQL name of at most 64 characters", n)
+		}
 	}
 	if c.CookieSameSite != "strict" && c.CookieSameSite != "lax" {
 		bad("COOKIE_SAMESITE=%q: must be strict or lax", c.CookieSameSite)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // operationObserver is a gqlgen extension that reports, once per GraphQL request, the operation's
@@ -107,4 +109,25 @@ func readyHandler(ready func(context.Context) error, log *slog.Logger) http.Hand
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	}
+}
+
+// OperationNames are the names that Apollo-style clients give an operation of one root field: the
+// field's name with its first letter upper-cased (Login, RefreshToken, Me, …), for every Query and
+// Mutation field of the schema. The metrics count operations under these names (and those an operator
+// adds); see observe.Metrics.KnowOperations.
+func OperationNames() []string {
+	schema := NewExecutableSchema(Config{}).Schema()
+	var names []string
+	for _, root := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
+		if root == nil {
+			continue
+		}
+		for _, f := range root.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue
+			}
+			names = append(names, strings.ToUpper(f.Name[:1])+f.Name[1:])
+		}
+	}
+	return names
 }

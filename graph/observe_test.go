@@ -5,6 +5,7 @@ import (
 	"gqlauth/internal/testlog"
 	"io"
 	"log/slog"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -226,5 +227,25 @@ func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The first 100 operation names any client sent used to own the label slots. Now only the schema's
+// operation names (Login, Me, …) and METRICS_OPERATION_NAMES are labels; every other name is "other".
+func TestOperationNameLabelsAreTheServers(t *testing.T) {
+	e := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"METRICS_OPERATION_NAMES": "Dashboard"}})
+	for i := range 150 {
+		wantOK(t, e.post(fmt.Sprintf(`query Stranger%d { __typename }`, i), nil))
+	}
+	wantCode(t, e.post(`mutation Login($i: LoginInput!) { login(input: $i) { accessToken } }`,
+		loginVars("nobody@example.com", "wrong password")), "INVALID_CREDENTIALS", "")
+	wantOK(t, e.post(`query Dashboard { __typename }`, nil))
+	out := wantMetrics(t, e,
+		`gqlauth_graphql_operations_total{operation="other",outcome="ok"} 150`,
+		`gqlauth_graphql_operations_total{operation="Login",outcome="INVALID_CREDENTIALS"} 1`,
+		`gqlauth_graphql_operations_total{operation="Dashboard",outcome="ok"} 1`,
+	)
+	if strings.Contains(out, "Stranger") {
+		t.Fatal("a client's operation name became a label")
 	}
 }

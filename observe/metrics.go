@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,12 +19,8 @@ import (
 const (
 	RouteUnmatched     = "unmatched" // a request no ServeMux pattern matched (the path is not a label)
 	OperationAnonymous = "anonymous" // a GraphQL operation without a name
-	OperationOther     = "other"     // an invalid operation name, or one past MaxOperationNames
+	OperationOther     = "other"     // an operation name the server was not told about
 )
-
-// MaxOperationNames bounds the distinct GraphQL operation names used as label values. Clients choose
-// operation names; past this many, further new names are counted as "other".
-const MaxOperationNames = 100
 
 // Metrics holds the service's Prometheus collectors, all on one dedicated registry (not the global
 // one). Its methods are safe for concurrent use.
@@ -32,6 +28,8 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	httpDuration *prometheus.HistogramVec
+	inFlight     prometheus.Gauge
+	overruns     *prometheus.CounterVec
 	operations   *prometheus.CounterVec
 	authEvents   *prometheus.CounterVec
 	revoked      prometheus.Counter
@@ -39,8 +37,7 @@ type Metrics struct {
 	degraded     *prometheus.GaugeVec
 	fallbacks    *prometheus.CounterVec
 
-	mu    sync.Mutex
-	names map[string]bool // operation names admitted as label values
+	names atomic.Pointer[map[string]bool] // operation names used as label values (KnowOperations)
 }
 
 // NewMetrics creates the collectors and registers them, with the Go runtime and process collectors,
@@ -48,6 +45,9 @@ type Metrics struct {
 //
 //   - gqlauth_http_request_duration_seconds{route, method, status}: histogram of request latency;
 //     route is the ServeMux pattern ("POST /graphql"), or "unmatched".
+//   - gqlauth_http_requests_in_flight: requests being served now.
+//   - gqlauth_http_request_overruns_total{kind}: requests still running after the slow threshold
+//     (kind "slow") or a while after their client went away ("abandoned"); see Watch.
 //   - gqlauth_graphql_operations_total{operation, outcome}: GraphQL operations by name ("anonymous"
 //     without one) and outcome: "ok", or the first error's extensions.code.
 //   - gqlauth_auth_events_total{event, outcome}: authentication events (auth.Event: event is its
@@ -67,6 +67,14 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Help:    "HTTP request latency, by route (the ServeMux pattern, or \"unmatched\"), method and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method", "status"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gqlauth_http_requests_in_flight",
+			Help: "HTTP requests being served now.",
+		}),
+		overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gqlauth_http_request_overruns_total",
+			Help: "Requests still running after the slow threshold (kind=\"slow\") or a while after their client went away (kind=\"abandoned\").",
+		}, []string{"kind"}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gqlauth_graphql_operations_total",
 			Help: "GraphQL operations, by operation name (\"anonymous\" without one) and outcome (\"ok\" or the first error's extensions.code).",
@@ -91,9 +99,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "gqlauth_dependency_fallbacks_total",
 			Help: "Times a component switched to its fallback because a dependency failed.",
 		}, []string{"dependency", "component"}),
-		names: map[string]bool{},
 	}
-	reg.MustRegister(m.httpDuration, m.operations, m.authEvents, m.revoked, m.reuse, m.degraded, m.fallbacks,
+	m.overruns.WithLabelValues(OverrunSlow)
+	m.overruns.WithLabelValues(OverrunAbandoned)
+	reg.MustRegister(m.httpDuration, m.inFlight, m.overruns, m.operations, m.authEvents, m.revoked, m.reuse, m.degraded, m.fallbacks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -132,6 +141,8 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) HTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		m.inFlight.Inc()
+		defer m.inFlight.Dec()
 		rec := wrapWriter(w)
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
@@ -142,6 +153,9 @@ func (m *Metrics) HTTP(next http.Handler) http.Handler {
 			Observe(time.Since(start).Seconds())
 	})
 }
+
+// Overrun counts a request reported by Watch; kind is OverrunSlow or OverrunAbandoned.
+func (m *Metrics) Overrun(kind string) { m.overruns.WithLabelValues(kind).Inc() }
 
 // methodLabel bounds the method label: clients can send any token as a method.
 func methodLabel(method string) string {
@@ -164,9 +178,22 @@ func (m *Metrics) AuthEvent(_ context.Context, e auth.Event) {
 	}
 }
 
+// KnowOperations sets the operation names that GraphQLOperation uses as label values; every other
+// name is counted as "other". Clients choose operation names, so admitting whatever arrives first
+// would let anyone take the label slots (or, unbounded, the memory); the server names the operations
+// it wants to see instead. Names that are not GraphQL names of at most 64 bytes are ignored.
+func (m *Metrics) KnowOperations(names ...string) {
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
+		if graphQLName(n) {
+			known[n] = true
+		}
+	}
+	m.names.Store(&known)
+}
+
 // GraphQLOperation counts a GraphQL operation: name is the operation name ("" for anonymous),
-// outcome "ok" or an error code. Names that are not GraphQL names, longer than 64 bytes, or new past
-// MaxOperationNames distinct names are counted as "other".
+// outcome "ok" or an error code. A name not given to KnowOperations is counted as "other".
 func (m *Metrics) GraphQLOperation(name, outcome string) {
 	m.operations.WithLabelValues(m.operationLabel(name), outcome).Inc()
 }
@@ -175,18 +202,10 @@ func (m *Metrics) operationLabel(name string) string {
 	if name == "" || name == OperationAnonymous {
 		return OperationAnonymous
 	}
-	if !graphQLName(name) {
-		return OperationOther
+	if known := m.names.Load(); known != nil && (*known)[name] {
+		return name
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.names[name] {
-		if len(m.names) >= MaxOperationNames {
-			return OperationOther
-		}
-		m.names[name] = true
-	}
-	return name
+	return OperationOther
 }
 
 // graphQLName reports whether s is a GraphQL name (/[_A-Za-z][_0-9A-Za-z]*/) of at most 64 bytes.
