@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -167,4 +168,152 @@ func TestMemorySweep(t *testing.T) {
 		}
 		wantResult(t, mustHit(t, m, "keep", long), 2, true)
 	})
+}
+
+func TestMemoryMaxKeysDefault(t *testing.T) {
+	for _, n := range []int{0, -1} {
+		m := NewMemory(nil)
+		m.MaxKeys = n
+		if got := m.maxKeys(); got != DefaultMaxKeys {
+			t.Fatalf("MaxKeys %d: limit %d, want DefaultMaxKeys (%d)", n, got, DefaultMaxKeys)
+		}
+	}
+}
+
+// A full Memory refuses new keys (fail closed) while keys that already have
+// a counter keep counting, and accepts new keys again once windows end.
+func TestMemoryMaxKeys(t *testing.T) {
+	r := Rate{Limit: 3, Window: time.Minute}
+	refused := Result{Count: r.Limit + 1, Allowed: false, RetryAfter: r.Window}
+	_, m, clk := newMemoryFixture(t)
+	m.MaxKeys = 100
+
+	for i := range 100 {
+		wantResult(t, mustHit(t, m, fmt.Sprint("k", i), r), 1, true)
+	}
+	const refusals = 5
+	for i := range refusals {
+		if res := mustHit(t, m, fmt.Sprint("new", i), r); res != refused {
+			t.Fatalf("Hit on new key %d with a full map = %+v, want %+v", i, res, refused)
+		}
+	}
+	if n := memoryLen(m); n != 100 {
+		t.Fatalf("%d entries, want MaxKeys = 100", n)
+	}
+	if got := m.Overflows(); got != refusals {
+		t.Fatalf("Overflows() = %d, want %d", got, refusals)
+	}
+
+	// Existing keys are unaffected by the cap.
+	wantResult(t, mustHit(t, m, "k0", r), 2, true)
+	wantResult(t, mustHit(t, m, "k0", r), 3, true)
+	wantResult(t, mustHit(t, m, "k0", r), 4, false)
+	wantResult(t, mustHit(t, m, "k99", r), 2, true)
+
+	// Reset frees a slot at once.
+	if err := m.Reset(t.Context(), "k99"); err != nil {
+		t.Fatal(err)
+	}
+	wantResult(t, mustHit(t, m, "fresh", r), 1, true)
+	if res := mustHit(t, m, "new0", r); res != refused {
+		t.Fatalf("Hit on new key with a full map = %+v, want %+v", res, refused)
+	}
+
+	// Once the windows have ended, new keys are accepted again.
+	clk.Advance(r.Window)
+	for i := range 100 {
+		wantResult(t, mustHit(t, m, fmt.Sprint("later", i), r), 1, true)
+	}
+	if got := m.Overflows(); got != refusals+1 {
+		t.Fatalf("Overflows() = %d, want %d", got, refusals+1)
+	}
+}
+
+// While full, a Hit on a new key sweeps at most once per
+// forcedSweepInterval, so a flood of new keys cannot make every Hit O(n).
+func TestMemoryMaxKeysForcedSweepThrottled(t *testing.T) {
+	r := Rate{Limit: 3, Window: time.Minute}
+	_, m, clk := newMemoryFixture(t)
+	m.MaxKeys = 100
+	for i := range 100 {
+		mustHit(t, m, fmt.Sprint("k", i), r)
+	}
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		allowed bool
+		entries int
+	}{
+		// Sweeps (nothing has expired yet) and refuses.
+		{"full of live keys", r.Window - forcedSweepInterval/2, false, 100},
+		// Every window has ended, but the last sweep was too recent.
+		{"expired, sweep too recent", forcedSweepInterval / 2, false, 100},
+		{"expired, sweep due", forcedSweepInterval / 2, true, 1},
+	}
+	for i, s := range steps {
+		clk.Advance(s.advance)
+		res := mustHit(t, m, fmt.Sprint("new", i), r)
+		if res.Allowed != s.allowed {
+			t.Fatalf("%s: Hit = %+v, want Allowed %v", s.name, res, s.allowed)
+		}
+		if n := memoryLen(m); n != s.entries {
+			t.Fatalf("%s: %d entries, want %d", s.name, n, s.entries)
+		}
+	}
+}
+
+// Regression: a flood of distinct keys used to grow the map without limit.
+func TestMemoryFloodBounded(t *testing.T) {
+	const maxKeys = 1000
+	r := Rate{Limit: 5, Window: time.Second}
+	tests := []struct {
+		name string
+		hits int
+		tick time.Duration // fake time between two Hits
+	}{
+		{"all keys live", 1_000_000, 0},
+		// Fewer Hits: 200 windows' worth is plenty, and the race detector
+		// makes each Hit slow.
+		{"keys expire during the flood", 200_000, time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, m, clk := newMemoryFixture(t)
+			m.MaxKeys = maxKeys
+			ctx := t.Context()
+			allowed, peak := 0, 0
+			for i := range tc.hits {
+				// m.Hit rather than mustHit: t.Helper per call would
+				// dominate a million iterations.
+				res, err := m.Hit(ctx, strconv.Itoa(i), r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Allowed {
+					allowed++
+				}
+				if tc.tick != 0 {
+					clk.Advance(tc.tick)
+				}
+				if i%1000 == 0 {
+					peak = max(peak, memoryLen(m))
+				}
+			}
+			peak = max(peak, memoryLen(m))
+			if peak > maxKeys {
+				t.Fatalf("map reached %d entries, MaxKeys is %d", peak, maxKeys)
+			}
+			if got := int64(allowed) + m.Overflows(); got != int64(tc.hits) {
+				t.Fatalf("%d allowed + %d refused = %d, want %d", allowed, m.Overflows(), got, tc.hits)
+			}
+			if tc.tick == 0 && allowed != maxKeys {
+				t.Fatalf("%d keys allowed with a frozen clock, want %d", allowed, maxKeys)
+			}
+			if tc.tick > 0 && allowed <= maxKeys {
+				t.Fatalf("only %d keys allowed although windows kept ending", allowed)
+			}
+		})
+	}
 }
