@@ -45,6 +45,10 @@ const forcedSweepInterval = time.Second
 // full map costs at most one extra O(MaxKeys) sweep per second on top of the
 // amortised sweeps, never one per Hit, and newcomers are admitted again at
 // most a second after old windows end.
+//
+// Blocks (see Block) live in a separate map that is swept together with the
+// counters but is not subject to MaxKeys: a block is set only after many
+// failures of one account, so blocks are few.
 type Memory struct {
 	// MaxKeys is the maximum number of counters held; 0 (or negative) means
 	// DefaultMaxKeys. Set it before first use.
@@ -54,11 +58,13 @@ type Memory struct {
 
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]*memEntry
-	// sweepLen is the map size that triggers the next sweep.
+	// blocks maps a key digest to the end of its block.
+	blocks map[[sha256.Size]byte]time.Time
+	// sweepLen is the combined map size that triggers the next sweep.
 	sweepLen int
-	// hits counts Hits since the last sweep; it bounds how long expired
-	// entries survive when the map is not growing.
-	hits int
+	// ops counts Hits and Blocks since the last sweep; it bounds how long
+	// expired entries survive when the maps are not growing.
+	ops int
 	// lastSweep is when the last sweep ran; it rate-limits forced sweeps.
 	lastSweep time.Time
 
@@ -80,6 +86,7 @@ func NewMemory(now func() time.Time) *Memory {
 	return &Memory{
 		now:      now,
 		entries:  make(map[[sha256.Size]byte]*memEntry),
+		blocks:   make(map[[sha256.Size]byte]time.Time),
 		sweepLen: minSweep,
 	}
 }
@@ -172,21 +179,59 @@ func (m *Memory) Reset(_ context.Context, key string) error {
 	return nil
 }
 
+// Block implements Limiter. It never returns an error. Blocks are not
+// limited by MaxKeys.
+func (m *Memory) Block(_ context.Context, key string, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	k := digest(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	// Blocks count towards the sweep trigger like Hits, so they are swept
+	// even when only Block and Blocked are in use.
+	m.maybeSweep(now)
+	until := now.Add(d)
+	if cur, ok := m.blocks[k]; !ok || cur.Before(until) {
+		m.blocks[k] = until
+	}
+	return nil
+}
+
+// Blocked implements Limiter. It never returns an error.
+func (m *Memory) Blocked(_ context.Context, key string) (time.Duration, error) {
+	k := digest(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	until, ok := m.blocks[k]
+	if !ok {
+		return 0, nil
+	}
+	left := until.Sub(m.now())
+	if left <= 0 {
+		delete(m.blocks, k)
+		return 0, nil
+	}
+	return left, nil
+}
+
 // maybeSweep drops expired entries when a sweep is due. m.mu must be held.
 func (m *Memory) maybeSweep(now time.Time) {
-	m.hits++
-	n := len(m.entries)
-	if n < m.sweepLen && m.hits < max(minSweep, n) {
+	m.ops++
+	n := len(m.entries) + len(m.blocks)
+	if n < m.sweepLen && m.ops < max(minSweep, n) {
 		return
 	}
 	m.sweep(now)
 }
 
-// sweep drops expired counters. m.mu must be held.
+// sweep drops expired counters and blocks. m.mu must be held.
 func (m *Memory) sweep(now time.Time) {
 	m.entries = sweepMap(m.entries, func(e *memEntry) bool { return !now.Before(e.expires) })
-	m.hits = 0
-	m.sweepLen = max(minSweep, 2*len(m.entries))
+	m.blocks = sweepMap(m.blocks, func(until time.Time) bool { return !now.Before(until) })
+	m.ops = 0
+	m.sweepLen = max(minSweep, 2*(len(m.entries)+len(m.blocks)))
 	m.lastSweep = now
 }
 

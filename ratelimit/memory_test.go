@@ -20,13 +20,17 @@ func newMemoryFixture(t *testing.T) (fixture, *Memory, *fakeClock) {
 	}, m, clk
 }
 
-// memoryKeys returns the raw map keys, white-box.
+// memoryKeys returns the raw map keys of counters and, prefixed with "b:",
+// of blocks, white-box.
 func memoryKeys(m *Memory) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.entries))
+	keys := make([]string, 0, len(m.entries)+len(m.blocks))
 	for k := range m.entries {
 		keys = append(keys, string(k[:]))
+	}
+	for k := range m.blocks {
+		keys = append(keys, "b:"+string(k[:]))
 	}
 	return keys
 }
@@ -35,6 +39,12 @@ func memoryLen(m *Memory) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.entries)
+}
+
+func memoryBlocks(m *Memory) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.blocks)
 }
 
 func TestMemoryConformance(t *testing.T) {
@@ -106,18 +116,48 @@ func TestMemoryStoresDigestOnly(t *testing.T) {
 	_, m, _ := newMemoryFixture(t)
 	const key = "alice@example.com|10.0.0.1"
 	mustHit(t, m, key, Rate{Limit: 5, Window: time.Minute})
+	mustBlock(t, m, key, time.Minute)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.entries) != 1 {
-		t.Fatalf("%d entries, want 1", len(m.entries))
+	if len(m.entries) != 1 || len(m.blocks) != 1 {
+		t.Fatalf("%d entries and %d blocks, want 1 and 1", len(m.entries), len(m.blocks))
 	}
-	for k := range m.entries {
+	check := func(what string, k [sha256.Size]byte) {
 		if k != sha256.Sum256([]byte(key)) {
-			t.Fatalf("map key is not the SHA-256 of the key")
+			t.Fatalf("%s map key is not the SHA-256 of the key", what)
 		}
 		if bytes.Contains(k[:], []byte("alice")) {
-			t.Fatalf("map key contains the e-mail address")
+			t.Fatalf("%s map key contains the e-mail address", what)
 		}
+	}
+	for k := range m.entries {
+		check("counter", k)
+	}
+	for k := range m.blocks {
+		check("block", k)
+	}
+}
+
+func TestMemoryBlockedExact(t *testing.T) {
+	tests := []struct {
+		name    string
+		elapsed time.Duration
+		want    time.Duration
+	}{
+		{"at once", 0, 2 * time.Second},
+		{"later", 500 * time.Millisecond, 1500 * time.Millisecond},
+		{"last moment", 2*time.Second - time.Nanosecond, time.Nanosecond},
+		{"ended", 2 * time.Second, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, m, clk := newMemoryFixture(t)
+			mustBlock(t, m, "k", 2*time.Second)
+			clk.Advance(tc.elapsed)
+			if got := mustBlocked(t, m, "k"); got != tc.want {
+				t.Fatalf("Blocked = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -154,6 +194,35 @@ func TestMemorySweep(t *testing.T) {
 		}
 		if peak > 2*minSweep {
 			t.Fatalf("map peaked at %d entries with at most 1 live key", peak)
+		}
+	})
+
+	t.Run("expired blocks are dropped", func(t *testing.T) {
+		const n = 5000
+		tests := []struct {
+			name string
+			op   func(m *Memory) // what drives the sweep after expiry
+		}{
+			{"by Hits", func(m *Memory) { mustHit(t, m, "live", window) }},
+			{"by Blocks", func(m *Memory) { mustBlock(t, m, "live", time.Hour) }},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				_, m, clk := newMemoryFixture(t)
+				for i := range n {
+					mustBlock(t, m, fmt.Sprint("old", i), time.Minute)
+				}
+				if got := memoryBlocks(m); got != n {
+					t.Fatalf("%d blocks before expiry, want %d (live blocks must not be swept)", got, n)
+				}
+				clk.Advance(time.Minute)
+				for range n {
+					tc.op(m)
+				}
+				if got, want := memoryLen(m)+memoryBlocks(m), 1; got != want {
+					t.Fatalf("%d entries and blocks after sweep, want %d", got, want)
+				}
+			})
 		}
 	})
 
@@ -227,6 +296,27 @@ func TestMemoryMaxKeys(t *testing.T) {
 	if got := m.Overflows(); got != refusals+1 {
 		t.Fatalf("Overflows() = %d, want %d", got, refusals+1)
 	}
+}
+
+// Blocks are few and must always be settable, so MaxKeys does not apply.
+func TestMemoryBlocksNotCapped(t *testing.T) {
+	r := Rate{Limit: 3, Window: time.Minute}
+	_, m, _ := newMemoryFixture(t)
+	m.MaxKeys = 10
+	for i := range 10 {
+		mustHit(t, m, fmt.Sprint("k", i), r)
+	}
+	for i := range 50 {
+		mustBlock(t, m, fmt.Sprint("b", i), time.Minute)
+	}
+	for i := range 50 {
+		wantBlocked(t, m, fmt.Sprint("b", i), 0, time.Minute)
+	}
+	// Blocks do not take counter slots either way.
+	if res := mustHit(t, m, "new", r); res.Allowed {
+		t.Fatalf("Hit on new key with full counters = %+v, want refused", res)
+	}
+	wantResult(t, mustHit(t, m, "k0", r), 2, true)
 }
 
 // While full, a Hit on a new key sweeps at most once per
