@@ -16,7 +16,8 @@ type fixture struct {
 	// clock moved by d for Memory, a real sleep until start+d for Redis.
 	advance func(t *testing.T, start time.Time, d time.Duration)
 	// stored returns the names under which the limiter stores its counters
-	// (raw bytes for Memory, Redis key names for Redis).
+	// and blocks (raw digest bytes for Memory, with "b:" before a block's,
+	// Redis key names for Redis).
 	stored func(t *testing.T) []string
 	// shortWindow is the window used by the reset test; Redis needs a real
 	// one, so it is kept at the 1s minimum.
@@ -52,6 +53,30 @@ func mustHit(t *testing.T, l Limiter, key string, r Rate) Result {
 		t.Fatalf("Hit(%q, %v): %v", key, r, err)
 	}
 	return res
+}
+
+func mustBlock(t *testing.T, l Limiter, key string, d time.Duration) {
+	t.Helper()
+	if err := l.Block(t.Context(), key, d); err != nil {
+		t.Fatalf("Block(%q, %v): %v", key, d, err)
+	}
+}
+
+func mustBlocked(t *testing.T, l Limiter, key string) time.Duration {
+	t.Helper()
+	d, err := l.Blocked(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Blocked(%q): %v", key, err)
+	}
+	return d
+}
+
+// wantBlocked fails unless Blocked(key) is in (min, max].
+func wantBlocked(t *testing.T, l Limiter, key string, min, max time.Duration) {
+	t.Helper()
+	if d := mustBlocked(t, l, key); d <= min || d > max {
+		t.Fatalf("Blocked(%q) = %v, want in (%v, %v]", key, d, min, max)
+	}
 }
 
 func wantResult(t *testing.T, got Result, count int, allowed bool) {
@@ -242,9 +267,10 @@ func runConformance(t *testing.T, newFixture func(t *testing.T) fixture) {
 			mustHit(t, f.l, key, rate)
 		}
 		mustHit(t, f.l, "10.0.0.1", rate)
+		mustBlock(t, f.l, key, time.Minute)
 		keys := f.stored(t)
-		if len(keys) != 2 {
-			t.Fatalf("stored %d keys, want 2", len(keys))
+		if len(keys) != 3 {
+			t.Fatalf("stored %d keys, want 3 (2 counters, 1 block)", len(keys))
 		}
 		for _, k := range keys {
 			for _, secret := range []string{"alice", "example.com", "10.0.0.1"} {
@@ -253,5 +279,98 @@ func runConformance(t *testing.T, newFixture func(t *testing.T) fixture) {
 				}
 			}
 		}
+	})
+
+	t.Run("NotBlocked", func(t *testing.T) {
+		f := newFixture(t)
+		if d := mustBlocked(t, f.l, "k"); d != 0 {
+			t.Fatalf("Blocked of a never-blocked key = %v, want 0", d)
+		}
+		// Non-positive durations do nothing, not even store a key.
+		for _, d := range []time.Duration{0, -time.Second} {
+			mustBlock(t, f.l, "k", d)
+			if got := mustBlocked(t, f.l, "k"); got != 0 {
+				t.Fatalf("after Block(%v): Blocked = %v, want 0", d, got)
+			}
+		}
+		if keys := f.stored(t); len(keys) != 0 {
+			t.Fatalf("non-positive Blocks stored %d keys", len(keys))
+		}
+	})
+
+	t.Run("BlockNeverShortens", func(t *testing.T) {
+		f := newFixture(t)
+		// One key through successive Blocks; the lower bounds leave
+		// ~0.5s for Redis round trips.
+		steps := []struct {
+			name     string
+			block    time.Duration
+			min, max time.Duration // Blocked afterwards is in (min, max]
+		}{
+			{"first block", 2 * time.Second, 0, 2 * time.Second},
+			{"shorter block is ignored", time.Second, 1500 * time.Millisecond, 2 * time.Second},
+			{"zero is ignored", 0, 1500 * time.Millisecond, 2 * time.Second},
+			{"negative is ignored", -time.Minute, 1500 * time.Millisecond, 2 * time.Second},
+			{"longer block extends", time.Minute, 59 * time.Second, time.Minute},
+			{"back to shorter is ignored", 2 * time.Second, 59 * time.Second, time.Minute},
+		}
+		for _, s := range steps {
+			mustBlock(t, f.l, "k", s.block)
+			if d := mustBlocked(t, f.l, "k"); d <= s.min || d > s.max {
+				t.Fatalf("%s: after Block(%v), Blocked = %v, want in (%v, %v]", s.name, s.block, d, s.min, s.max)
+			}
+		}
+	})
+
+	t.Run("BlockExpires", func(t *testing.T) {
+		f := newFixture(t)
+		// Short, because Redis needs real time to pass.
+		const d = 300 * time.Millisecond
+		start := time.Now()
+		mustBlock(t, f.l, "k", d)
+		wantBlocked(t, f.l, "k", 0, d)
+		// The 100ms slack covers the round trip of Block.
+		f.advance(t, start, d+100*time.Millisecond)
+		if got := mustBlocked(t, f.l, "k"); got != 0 {
+			t.Fatalf("Blocked after the block ended = %v, want 0", got)
+		}
+		// An ended block does not get in the way of a new one.
+		mustBlock(t, f.l, "k", time.Minute)
+		wantBlocked(t, f.l, "k", 0, time.Minute)
+	})
+
+	t.Run("BlockSeparateFromCounters", func(t *testing.T) {
+		f := newFixture(t)
+		ctx := t.Context()
+		// Hits, even denied ones, never block.
+		for range rate.Limit + 1 {
+			mustHit(t, f.l, "k", rate)
+		}
+		if d := mustBlocked(t, f.l, "k"); d != 0 {
+			t.Fatalf("Blocked after Hits = %v, want 0", d)
+		}
+		// A block leaves the counter of the same key alone...
+		mustBlock(t, f.l, "k", time.Minute)
+		wantResult(t, mustHit(t, f.l, "k", rate), rate.Limit+2, false)
+		// ...and Undo and Reset of the counter leave the block alone.
+		if err := f.l.Undo(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.l.Reset(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		wantBlocked(t, f.l, "k", 0, time.Minute)
+		wantResult(t, mustHit(t, f.l, "k", rate), 1, true)
+
+		// A block does not create a counter: the first Hit counts 1, and
+		// Undo/Reset of a never-hit key do not clear the block.
+		mustBlock(t, f.l, "fresh", time.Minute)
+		for _, op := range []func(context.Context, string) error{f.l.Undo, f.l.Reset} {
+			if err := op(ctx, "fresh"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantBlocked(t, f.l, "fresh", 0, time.Minute)
+		wantResult(t, mustHit(t, f.l, "fresh", rate), 1, true)
 	})
 }

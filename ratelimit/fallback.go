@@ -35,6 +35,8 @@ const defaultRetryInterval = 5 * time.Second
 // Counts are not copied between the two limiters: an event counted in one
 // and undone or reset while the other is in use is not taken back, and an
 // attacker gets at most one fresh window's worth of attempts per switch.
+// Blocks are not copied either: a block set in one limiter is not seen while
+// the other is in use.
 type Fallback struct {
 	// RetryInterval is how long to use only the secondary after a primary
 	// failure; NewFallback sets 5s and <= 0 also means 5s. Set it before
@@ -91,6 +93,17 @@ func (f *Fallback) Undo(ctx context.Context, key string) error {
 func (f *Fallback) Reset(ctx context.Context, key string) error {
 	_, err := call(ctx, f, "reset", func(l Limiter) (struct{}, error) { return struct{}{}, l.Reset(ctx, key) })
 	return err
+}
+
+// Block implements Limiter.
+func (f *Fallback) Block(ctx context.Context, key string, d time.Duration) error {
+	_, err := call(ctx, f, "block", func(l Limiter) (struct{}, error) { return struct{}{}, l.Block(ctx, key, d) })
+	return err
+}
+
+// Blocked implements Limiter.
+func (f *Fallback) Blocked(ctx context.Context, key string) (time.Duration, error) {
+	return call(ctx, f, "blocked", func(l Limiter) (time.Duration, error) { return l.Blocked(ctx, key) })
 }
 
 // call runs op on the primary when it is healthy or due for a probe, and on

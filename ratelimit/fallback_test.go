@@ -44,6 +44,22 @@ func (f *flakyLimiter) Reset(ctx context.Context, key string) error {
 	return f.inner.Reset(ctx, key)
 }
 
+func (f *flakyLimiter) Block(ctx context.Context, key string, d time.Duration) error {
+	f.calls.Add(1)
+	if f.fail.Load() {
+		return errDown
+	}
+	return f.inner.Block(ctx, key, d)
+}
+
+func (f *flakyLimiter) Blocked(ctx context.Context, key string) (time.Duration, error) {
+	f.calls.Add(1)
+	if f.fail.Load() {
+		return 0, errDown
+	}
+	return f.inner.Blocked(ctx, key)
+}
+
 // captureHandler records log records for assertions.
 type captureHandler struct {
 	mu      sync.Mutex
@@ -187,6 +203,8 @@ func TestFallbackOpsUseSecondary(t *testing.T) {
 		{"Hit", func(ctx context.Context, f *Fallback) error { _, err := f.Hit(ctx, "k", fbRate); return err }},
 		{"Undo", func(ctx context.Context, f *Fallback) error { return f.Undo(ctx, "k") }},
 		{"Reset", func(ctx context.Context, f *Fallback) error { return f.Reset(ctx, "k") }},
+		{"Block", func(ctx context.Context, f *Fallback) error { return f.Block(ctx, "k", time.Minute) }},
+		{"Blocked", func(ctx context.Context, f *Fallback) error { _, err := f.Blocked(ctx, "k"); return err }},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {
@@ -198,6 +216,83 @@ func TestFallbackOpsUseSecondary(t *testing.T) {
 			if !x.f.Degraded() {
 				t.Fatalf("%s failure did not degrade", op.name)
 			}
+		})
+	}
+}
+
+// Block and Blocked follow the same routing as Hit: the primary while it
+// works, the secondary when it fails (on the failing call itself and while
+// degraded).
+func TestFallbackBlockRouting(t *testing.T) {
+	x := newFallbackFixture()
+	f, ctx := x.f, t.Context()
+	blocked := func(l Limiter, key string) time.Duration {
+		t.Helper()
+		return mustBlocked(t, l, key)
+	}
+
+	// Healthy: the block is set in and read from the primary.
+	mustBlock(t, f, "healthy", time.Minute)
+	if p, s := blocked(x.primary.inner, "healthy"), blocked(x.secondary, "healthy"); p != time.Minute || s != 0 {
+		t.Fatalf("healthy Block: primary %v, secondary %v; want 1m, 0", p, s)
+	}
+	if d := blocked(f, "healthy"); d != time.Minute {
+		t.Fatalf("healthy Blocked = %v, want 1m from the primary", d)
+	}
+
+	// Outage: the failing Blocked is answered by the secondary, without
+	// error...
+	if err := x.secondary.Block(ctx, "k", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	x.primary.fail.Store(true)
+	if d, err := f.Blocked(ctx, "k"); err != nil || d != time.Hour {
+		t.Fatalf("Blocked with a failing primary = %v, %v; want 1h from the secondary", d, err)
+	}
+	if !f.Degraded() {
+		t.Fatal("failing Blocked did not degrade")
+	}
+	// ...and while degraded Block goes straight to the secondary.
+	calls := x.primary.calls.Load()
+	if err := f.Block(ctx, "new", time.Minute); err != nil {
+		t.Fatalf("Block while degraded: %v", err)
+	}
+	if p, s := blocked(x.primary.inner, "new"), blocked(x.secondary, "new"); p != 0 || s != time.Minute {
+		t.Fatalf("degraded Block: primary %v, secondary %v; want 0, 1m", p, s)
+	}
+	// Blocks are not copied: the primary's block is not seen meanwhile.
+	if d := blocked(f, "healthy"); d != 0 {
+		t.Fatalf("degraded Blocked = %v, want 0 from the secondary", d)
+	}
+	if got := x.primary.calls.Load(); got != calls {
+		t.Fatalf("primary called %d times while degraded", got-calls)
+	}
+}
+
+// TestFallbackConformance runs the shared suite through a Fallback, both
+// with a working primary and with one that fails every call.
+func TestFallbackConformance(t *testing.T) {
+	tests := []struct {
+		name        string
+		primaryDown bool
+	}{
+		{"healthy", false},
+		{"primary down", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runConformance(t, func(t *testing.T) fixture {
+				x := newFallbackFixture()
+				x.primary.fail.Store(tc.primaryDown)
+				return fixture{
+					l:       x.f,
+					advance: func(_ *testing.T, _ time.Time, d time.Duration) { x.clk.Advance(d) },
+					stored: func(*testing.T) []string {
+						return append(memoryKeys(x.primary.inner.(*Memory)), memoryKeys(x.secondary)...)
+					},
+					shortWindow: time.Second,
+				}
+			})
 		})
 	}
 }
@@ -271,6 +366,12 @@ func (fn limiterFunc) Hit(ctx context.Context, _ string, _ Rate) (Result, error)
 }
 func (fn limiterFunc) Undo(ctx context.Context, _ string) error  { return fn(ctx) }
 func (fn limiterFunc) Reset(ctx context.Context, _ string) error { return fn(ctx) }
+func (fn limiterFunc) Block(ctx context.Context, _ string, _ time.Duration) error {
+	return fn(ctx)
+}
+func (fn limiterFunc) Blocked(ctx context.Context, _ string) (time.Duration, error) {
+	return 0, fn(ctx)
+}
 
 // A call that was in flight when the primary failed and succeeds late must
 // not end degradation early; only a probe after RetryInterval may.

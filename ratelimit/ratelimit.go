@@ -13,6 +13,11 @@
 // defence, where the limit is an order of magnitude below what an attacker
 // needs.
 //
+// Block and Blocked add exponential back-off on top of the counters: after
+// many failed logins the caller blocks an account for a growing time and
+// checks Blocked before trying a password. Blocks are kept apart from the
+// counters, so the same key string can be used for both.
+//
 // Keys are chosen by the caller and may contain e-mail addresses and IPs.
 // Every implementation stores only the SHA-256 digest of a key, so neither
 // Redis nor a memory dump reveals who tried to log in from where.
@@ -120,6 +125,13 @@ type Limiter interface {
 	Undo(ctx context.Context, key string) error
 	// Reset forgets key.
 	Reset(ctx context.Context, key string) error
+	// Block makes Blocked(key) report a wait until d from now. A block never shortens: if key is
+	// already blocked for longer, it is left as it is. d <= 0 does nothing. Blocks live in their own
+	// namespace: Block/Blocked never see or change the counters of Hit/Undo/Reset with the same key
+	// (and Reset does not clear a block).
+	Block(ctx context.Context, key string, d time.Duration) error
+	// Blocked returns how long key stays blocked (> 0), or 0 when it is not blocked.
+	Blocked(ctx context.Context, key string) (time.Duration, error)
 }
 
 // digest is the only form in which a key is ever stored.

@@ -35,10 +35,25 @@ end
 return 0
 `)
 
+// blockScript sets a block of ARGV[1] ms unless the key is already blocked
+// for at least as long, so a block never shortens; reading the TTL and
+// setting the key in one script keeps concurrent Blocks from racing. A key
+// without expiry (PTTL -1, e.g. after PERSIST) or a missing one (-2) is
+// (re)set, so a block key cannot stay forever.
+var blockScript = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])
+end
+return 0
+`)
+
 // Redis is the shared Limiter: all replicas using the same Redis and prefix
 // see the same counters. Each Hit is one round trip running a Lua script
 // (INCR; PEXPIRE on the first hit; return count and PTTL) so count and
-// expiry are set atomically. Keys are prefix + hex(sha256(key)).
+// expiry are set atomically. Counter keys are prefix + hex(sha256(key)); block
+// keys are prefix + "b:" + hex(sha256(key)), a separate namespace whose TTL
+// is the remaining block.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -59,6 +74,12 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 func (l *Redis) key(key string) string {
 	d := digest(key)
 	return l.prefix + hex.EncodeToString(d[:])
+}
+
+// blockKey maps a caller key to the Redis key of its block.
+func (l *Redis) blockKey(key string) string {
+	d := digest(key)
+	return l.prefix + "b:" + hex.EncodeToString(d[:])
 }
 
 // Hit implements Limiter.
@@ -93,4 +114,32 @@ func (l *Redis) Reset(ctx context.Context, key string) error {
 		return fmt.Errorf("ratelimit: redis reset: %w", err)
 	}
 	return nil
+}
+
+// Block implements Limiter.
+func (l *Redis) Block(ctx context.Context, key string, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	// Round up to whole milliseconds, the unit of PX: a block must not be
+	// shorter than asked, and PX 0 is an error.
+	ms := d.Milliseconds()
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	if err := blockScript.Run(ctx, l.client, []string{l.blockKey(key)}, ms).Err(); err != nil {
+		return fmt.Errorf("ratelimit: redis block: %w", err)
+	}
+	return nil
+}
+
+// Blocked implements Limiter.
+func (l *Redis) Blocked(ctx context.Context, key string) (time.Duration, error) {
+	ttl, err := l.client.PTTL(ctx, l.blockKey(key)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ratelimit: redis blocked: %w", err)
+	}
+	// -2 (no key) and -1 (no expiry, which blockScript never creates)
+	// both mean not blocked.
+	return max(ttl, 0), nil
 }

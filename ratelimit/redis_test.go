@@ -103,6 +103,53 @@ func TestRedisKeyFormat(t *testing.T) {
 	if err != nil || ttl <= 0 || ttl > r.Window {
 		t.Fatalf("PTTL = %v, %v; want in (0, %v]", ttl, err, r.Window)
 	}
+
+	// A block of the same key lives under "b:" and its TTL is the block.
+	mustBlock(t, l, key, 2*time.Minute)
+	wantBlock := prefix + "b:" + hex.EncodeToString(d[:])
+	keys = redisKeys(t, client, prefix)
+	wantKeys := []string{want, wantBlock}
+	slices.Sort(keys)
+	slices.Sort(wantKeys)
+	if !slices.Equal(keys, wantKeys) {
+		t.Fatalf("keys = %q, want %q", keys, wantKeys)
+	}
+	ttl, err = client.PTTL(ctx, wantBlock).Result()
+	if err != nil || ttl <= r.Window || ttl > 2*time.Minute {
+		t.Fatalf("block PTTL = %v, %v; want in (%v, 2m]", ttl, err, r.Window)
+	}
+	if v, err := client.Get(ctx, want).Int(); err != nil || v != 2 {
+		t.Fatalf("counter after Block: GET = %d, %v; want 2", v, err)
+	}
+}
+
+// PX takes whole milliseconds and rejects 0, so sub-millisecond blocks must
+// be rounded up rather than turned into an error.
+func TestRedisBlockSubMillisecond(t *testing.T) {
+	_, l, _, _ := newRedisFixture(t)
+	for _, d := range []time.Duration{time.Nanosecond, 999 * time.Microsecond, 1500 * time.Microsecond} {
+		if err := l.Block(t.Context(), "k", d); err != nil {
+			t.Fatalf("Block(%v): %v", d, err)
+		}
+	}
+}
+
+// A block key that lost its expiry (e.g. PERSIST) must not block forever:
+// Blocked reports it as not blocked and the next Block gives it a TTL.
+func TestRedisBlockRepairsMissingExpiry(t *testing.T) {
+	_, l, client, prefix := newRedisFixture(t)
+	ctx := t.Context()
+	mustBlock(t, l, "k", time.Minute)
+	d := digest("k")
+	bk := prefix + "b:" + hex.EncodeToString(d[:])
+	if err := client.Persist(ctx, bk).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustBlocked(t, l, "k"); got != 0 {
+		t.Fatalf("Blocked of a key without expiry = %v, want 0", got)
+	}
+	mustBlock(t, l, "k", time.Second)
+	wantBlocked(t, l, "k", 0, time.Second)
 }
 
 // A counter that lost its expiry (e.g. PERSIST by an operator) must not
@@ -143,6 +190,16 @@ func TestRedisErrorsAreReturned(t *testing.T) {
 	}
 	if err := l.Reset(ctx, "k"); err == nil {
 		t.Error("Reset: want error")
+	}
+	if err := l.Block(ctx, "k", time.Minute); err == nil {
+		t.Error("Block: want error")
+	}
+	if _, err := l.Blocked(ctx, "k"); err == nil {
+		t.Error("Blocked: want error")
+	}
+	// A non-positive block is a no-op that needs no round trip.
+	if err := l.Block(ctx, "k", 0); err != nil {
+		t.Errorf("Block(0) = %v", err)
 	}
 	// A disabled Rate needs no round trip, so it succeeds even now.
 	if res, err := l.Hit(ctx, "k", Rate{}); err != nil || !res.Allowed {
