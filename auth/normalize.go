@@ -108,6 +108,33 @@ func NormalizeEmail(email string) (string, error) {
 	return result, nil
 }
 
+// LegacyEmail returns email as NormalizeEmail stored it before addresses were canonicalised:
+// strings.ToLower(strings.TrimSpace(email)), without any validation. Accounts registered before
+// then are stored under that form, which can differ from NormalizeEmail's (an "xn--" domain is
+// now stored in its Unicode form, a fullwidth or NFD address was stored as typed), so the login
+// path looks an account up under this form when the canonical one finds none. Use it for lookups
+// only, never to store a new address.
+func LegacyEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// NormalizePassword returns pw in Unicode Normalization Form C, the form to hash and to verify.
+// Canonically equivalent strings look the same and are typed differently by different keyboards and
+// input methods ("å" as one code point or as "a" and a combining ring), so without this a password
+// set on one device can fail on another. NFC is what the RFC 8265 OpaqueString profile applies to
+// passwords (section 4.2.2). NIST SP 800-63B section 5.1.1.2 recommends normalising Unicode secrets
+// too, suggesting NFKC or NFKD; NFC is used because it only unifies strings that are the same text,
+// whereas the compatibility forms would also merge characters a user may have chosen on purpose
+// ("²" and "2", "ﬁ" and "fi"), and because it matches RFC 8265. Bytes that are not valid UTF-8
+// are left as they are.
+//
+// Hashes made before this function existed were computed over the raw bytes of the password, so
+// a caller verifying a password against a stored hash must fall back to the raw form when it
+// differs from the normalised one.
+func NormalizePassword(pw string) string {
+	return norm.NFC.String(pw)
+}
+
 // isInvisible reports whether r is refused anywhere in an address: a format character (Cf), a
 // control character (Cc), or another default-ignorable code point (UAX #44: variation selectors
 // and Other_Default_Ignorable_Code_Point, which includes U+034F and the Hangul fillers). Such runes

@@ -188,3 +188,37 @@ func TestNormalizeEmailFixedInputs(t *testing.T) {
 		}
 	}
 }
+
+func TestLegacyEmail(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"ascii", "  Alice@Example.COM ", "alice@example.com"},
+		{"A-label kept", "user@XN--BCHER-KVA.example", "user@xn--bcher-kva.example"},
+		{"fullwidth kept", "ＡＬＩＣＥ@example.com", "ａｌｉｃｅ@example.com"},
+		{"NFD kept", "JOSE\u0301@example.com", "jose\u0301@example.com"},
+		{"no validation", "not an address", "not an address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := LegacyEmail(tc.in); got != tc.want {
+				t.Errorf("LegacyEmail(%q) mismatch (-want +got):\n-%q\n+%q", tc.in, tc.want, got)
+			}
+		})
+	}
+}
+
+func TestNormalizePassword(t *testing.T) {
+	const nfc = "p\u00E4ssw\u00F6rd-\u00C5"
+	for _, tc := range []struct{ name, in, want string }{
+		{"NFC unchanged", nfc, nfc},
+		{"NFD composed", "pa\u0308sswo\u0308rd-A\u030A", nfc},
+		{"Angstrom sign", "p\u00E4ssw\u00F6rd-\u212B", nfc},
+		{"ASCII unchanged", "correct horse battery staple!", "correct horse battery staple!"},
+		{"compatibility characters kept", "\uFB01\u00B2\uFF21", "\uFB01\u00B2\uFF21"},
+		{"invalid UTF-8 kept", "pass\xffword", "pass\xffword"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NormalizePassword(tc.in); got != tc.want {
+				t.Errorf("NormalizePassword(%q) mismatch (-want +got):\n-%q\n+%q", tc.in, tc.want, got)
+			}
+		})
+	}
+}
