@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // canonicalEmailCases are inputs NormalizeEmail accepts, with their canonical form. Inputs that a
@@ -221,4 +222,35 @@ func TestNormalizePassword(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzNormalizeEmail(f *testing.F) {
+	for _, tc := range canonicalEmailCases {
+		f.Add(tc.in)
+	}
+	for _, tc := range refusedEmailCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := NormalizeEmail(in)
+		if err != nil {
+			var verr *ValidationError
+			if !errors.As(err, &verr) || verr.Field != "email" || got != "" {
+				t.Fatalf("NormalizeEmail(%q) = %q, %v; want \"\" and a *ValidationError for email", in, got, err)
+			}
+			return
+		}
+		if again, err := NormalizeEmail(got); err != nil || again != got {
+			t.Fatalf("NormalizeEmail(%q) = %q, not idempotent (-want +got):\n-%q\n+%q, %v", in, got, got, again, err)
+		}
+		if i := strings.IndexFunc(got, func(r rune) bool { return unicode.In(r, unicode.Cf, unicode.Cc) }); i >= 0 {
+			t.Fatalf("NormalizeEmail(%q) = %q, has a Cf or Cc rune at byte %d", in, got, i)
+		}
+		if len(got) > maxEmailLength {
+			t.Fatalf("NormalizeEmail(%q) = %q, %d bytes; want at most %d", in, got, len(got), maxEmailLength)
+		}
+		if n := strings.Count(got, "@"); n != 1 {
+			t.Fatalf("NormalizeEmail(%q) = %q, %d '@'; want 1", in, got, n)
+		}
+	})
 }
