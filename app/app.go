@@ -91,7 +91,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		Limiter:                limiter,
 		LoginRate:              cfg.LoginRateLimit,
 		LoginIPRate:            cfg.LoginIPRateLimit,
+		LoginSuccessRate:       cfg.LoginSuccessRateLimit,
+		LoginAccountRate:       cfg.LoginAccountRateLimit,
 		RegisterRate:           cfg.RegisterRateLimit,
+		MaxSessionsPerUser:     cfg.MaxSessionsPerUser,
 		HashConcurrency:        cfg.PasswordHashConcurrency,
 		OnEvent:                metrics.AuthEvent,
 		Broadcaster:            broadcaster,
@@ -167,6 +170,7 @@ func (a *App) Close() error {
 // and the Redis revocation fan-out (when Redis fails, database polling still spreads revocations).
 func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (ratelimit.Limiter, auth.Broadcaster, func(), error) {
 	mem := ratelimit.NewMemory(opts.Now)
+	metrics.LimiterOverflows(mem.Overflows)
 	if cfg.RedisURL == "" {
 		return mem, nil, func() {}, nil
 	}

@@ -36,7 +36,7 @@ func TestJanitorPurgesAndStops(t *testing.T) {
 		}
 		s := &models.Session{ID: id, UserID: u.ID, CreatedAt: old, LastUsedAt: old, ExpiresAt: exp}
 		rt := &models.RefreshToken{TokenHash: bytes.Repeat([]byte{byte(i + 1)}, 32), SessionID: id, UserID: u.ID, CreatedAt: old, ExpiresAt: exp}
-		if err := db.CreateSession(ctx, s, rt); err != nil {
+		if _, _, err := db.CreateSession(ctx, s, rt, auth.SessionCheck{Now: time.Now}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,8 +29,10 @@ type revocations struct {
 }
 
 // pollOverlap re-reads recent revocations on every poll: it covers transactions that committed after
-// a poll with a revoked_at earlier than that poll, and clock skew between instances.
-const pollOverlap = 5 * time.Second
+// a poll with a revoked_at earlier than that poll (at most RevocationCommitBudget later: the store
+// reads the time inside the transaction and rolls back past the budget), and 5 s of clock skew
+// between instances.
+const pollOverlap = RevocationCommitBudget + 5*time.Second
 
 func newRevocations(store Store, fanout Broadcaster, now func() time.Time, interval, keep time.Duration) *revocations {
 	return &revocations{store: store, fanout: fanout, now: now, interval: interval, keep: keep, revoked: map[string]time.Time{}}

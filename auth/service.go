@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 
 	"gqlauth/models"
 	"gqlauth/password"
@@ -41,10 +43,15 @@ type Options struct {
 
 	// Limiter counts attempts for the rates below; nil disables rate limiting.
 	Limiter ratelimit.Limiter
-	// LoginRate limits failed logins (and failed changePassword checks) per account and client IP;
-	// LoginIPRate limits failed logins per client IP across accounts; RegisterRate limits
-	// registrations per client IP. A zero Rate is unlimited.
-	LoginRate, LoginIPRate, RegisterRate ratelimit.Rate
+	// LoginRate limits failed logins (and failed changePassword checks) per account and client
+	// address; LoginIPRate limits failed logins per client address across accounts; LoginSuccessRate
+	// limits successful logins per client address; LoginAccountRate is the failures per account from
+	// all addresses after which each further failure makes the account wait (1 s, 2 s, 4 s … up to 15
+	// minutes); RegisterRate limits registrations per client address. An IPv6 client's address is its
+	// /64, and its /48 gets 8 times the per-address rates. A zero Rate is unlimited. See limits.go.
+	LoginRate, LoginIPRate, LoginSuccessRate, LoginAccountRate, RegisterRate ratelimit.Rate
+	// MaxSessionsPerUser caps a user's live sessions: a login past it revokes the oldest. 0: no cap.
+	MaxSessionsPerUser int
 	// HashConcurrency bounds how many argon2id computations run at once (each takes Password.Memory
 	// KiB), so a login flood queues instead of exhausting memory. 0 means runtime.NumCPU().
 	HashConcurrency int
@@ -136,25 +143,35 @@ type Pair struct {
 // Register creates an account and its first session. It returns a *ValidationError for a bad e-mail
 // or password and ErrEmailTaken when the e-mail is registered.
 func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pair, error) {
+	raw := email
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
+	pw = NormalizePassword(pw)
 	if err := ValidatePassword("password", pw); err != nil {
 		return nil, err
 	}
-	if err := s.limit(ctx, "register:ip:"+c.IP, s.opts.RegisterRate); err != nil {
+	k, t := keysFor(c.IP), s.tally()
+	if err := s.countClient(ctx, t, "register", k, s.opts.RegisterRate); err != nil {
 		s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeRateLimited, IP: c.IP})
 		return nil, err
 	}
+	if legacy := LegacyEmail(raw); legacy != email {
+		// An account stored before addresses were canonicalised may hold this address in another form.
+		if _, err := s.store.UserByEmail(ctx, legacy); err == nil {
+			s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeFailed, IP: c.IP})
+			return nil, ErrEmailTaken
+		}
+	}
 	hash, err := s.hash(ctx, pw)
 	if err != nil {
-		s.takeBack(ctx, err, attempt{"register:ip:" + c.IP, s.opts.RegisterRate})
+		t.takeBack(ctx, err)
 		return nil, err
 	}
 	now := s.now()
 	u := &models.User{ID: uuid.NewString(), Email: email, PasswordHash: hash, Role: models.RoleUser, CreatedAt: now, UpdatedAt: now}
-	sess, rt, raw, err := s.newSession(u, c, now)
+	sess, rt, rawToken, err := s.newSession(u, c, now)
 	if err != nil {
 		return nil, err
 	}
@@ -162,16 +179,32 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 		if errors.Is(err, ErrEmailTaken) {
 			s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeFailed, IP: c.IP})
 		}
-		s.takeBack(ctx, err, attempt{"register:ip:" + c.IP, s.opts.RegisterRate})
+		t.takeBack(ctx, err)
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP})
-	return s.pair(u, sess.ID, raw, sess.ExpiresAt)
+	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt)
+}
+
+// countClient counts an attempt of kind ("login", "register") for the client's address and, for
+// IPv6, its /48.
+func (s *Service) countClient(ctx context.Context, t *tally, kind string, k clientKeys, r ratelimit.Rate) error {
+	if _, err := t.hit(ctx, kind+":ip:"+k.addr, r); err != nil {
+		return err
+	}
+	if k.net != "" {
+		if _, err := t.hit(ctx, kind+":net:"+k.net, netRate(r)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Login checks an e-mail and password and opens a new session. Unknown e-mails and wrong passwords
-// both return ErrInvalidCredentials after the same amount of hashing work.
+// both return ErrInvalidCredentials after the same amount of hashing work. See limits.go for what is
+// counted; a login that finds the password changed since it was checked fails like a wrong one.
 func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair, error) {
+	raw := email
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return nil, err
@@ -180,58 +213,95 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 		// Refused before hashing, like at registration, so a huge password cannot buy CPU time.
 		return nil, &ValidationError{Field: "password", Message: fmt.Sprintf("must be at most %d characters", MaxPasswordLength)}
 	}
-	// Attempts are counted before the password is looked at, and an address or account over its limit
-	// is refused without checking it (even when it is right), so guessing cannot go faster than the
-	// limit. Unknown e-mails are counted exactly like known ones: the limiter reveals nothing either.
-	accountKey, ipKey := loginAccountKey(email, c.IP), "login:ip:"+c.IP
-	if err := s.limit(ctx, accountKey, s.opts.LoginRate); err != nil {
+	k, t := keysFor(c.IP), s.tally()
+	limited := func(err error) (*Pair, error) {
 		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeRateLimited, IP: c.IP})
 		return nil, err
 	}
-	if err := s.limit(ctx, ipKey, s.opts.LoginIPRate); err != nil {
-		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeRateLimited, IP: c.IP})
-		return nil, err
+	// The address first: once it is over its budget, nothing is counted or stored for the account.
+	if err := s.countClient(ctx, t, "login", k, s.opts.LoginIPRate); err != nil {
+		return limited(err)
 	}
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		_, _, _ = s.verify(ctx, pw, s.dummyHash)
-		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeFailed, IP: c.IP})
+	okKey := "login:ok:" + k.addr
+	if _, err := t.hit(ctx, okKey, s.opts.LoginSuccessRate); err != nil {
+		return limited(err)
+	}
+	if err := s.blocked(ctx, email); err != nil {
+		return limited(err)
+	}
+	pairKey := loginAccountKey(email, k)
+	if _, err := t.hit(ctx, pairKey, s.opts.LoginRate); err != nil {
+		return limited(err)
+	}
+	failures := t.count(ctx, accountKey(email), s.opts.LoginAccountRate)
+	failed := func(userID string) (*Pair, error) {
+		t.undo(ctx, okKey)
+		s.backOff(ctx, email, failures)
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeFailed, UserID: userID, IP: c.IP})
 		return nil, ErrInvalidCredentials
 	}
+
+	u, err := s.userByEmail(ctx, email, raw)
+	if errors.Is(err, ErrNotFound) {
+		_, _, _ = s.checkPassword(ctx, pw, s.dummyHash)
+		return failed("")
+	}
 	if err != nil {
-		s.takeBack(ctx, err, attempt{accountKey, s.opts.LoginRate}, attempt{ipKey, s.opts.LoginIPRate})
+		t.takeBack(ctx, err)
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	ok, rehash, err := s.verify(ctx, pw, u.PasswordHash)
+	ok, rehash, err := s.checkPassword(ctx, pw, u.PasswordHash)
 	if err != nil {
-		s.takeBack(ctx, err, attempt{accountKey, s.opts.LoginRate}, attempt{ipKey, s.opts.LoginIPRate})
+		t.takeBack(ctx, err)
 		return nil, fmt.Errorf("login: stored hash of user %s: %w", u.ID, err)
 	}
 	if !ok {
-		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeFailed, UserID: u.ID, IP: c.IP})
-		return nil, ErrInvalidCredentials
+		return failed(u.ID)
 	}
-	// Only failures count: a success clears the account's counter and takes back its IP attempt.
-	s.forgive(ctx, accountKey, ipKey)
 	now := s.now()
 	if rehash {
-		// The configured cost changed since this hash was made: upgrade it while we know the password.
-		if h, err := s.hash(ctx, pw); err == nil {
+		// The configured cost changed since this hash was made (or it was made of the password as
+		// typed, before normalisation): upgrade it while we know the password. Only over the hash that
+		// was verified: a password change that committed meanwhile must not be undone.
+		if h, err := s.hash(ctx, NormalizePassword(pw)); err == nil {
 			s.users.drop(u.ID)
-			if err := s.store.SetPasswordHash(ctx, u.ID, h, now); err != nil {
+			if err := s.store.SetPasswordHash(ctx, u.ID, u.PasswordHash, h, now); err != nil && !errors.Is(err, ErrConflict) {
 				s.log.Warn("rehash failed", "user_id", u.ID, "err", err)
 			}
 		}
 	}
-	sess, rt, raw, err := s.newSession(u, c, now)
+	sess, rt, rawToken, err := s.newSession(u, c, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateSession(ctx, sess, rt); err != nil {
+	evicted, at, err := s.store.CreateSession(ctx, sess, rt, SessionCheck{
+		CredentialsVersion: u.CredentialsVersion, MaxSessions: s.opts.MaxSessionsPerUser, Now: s.now,
+	})
+	if errors.Is(err, ErrConflict) {
+		return failed(u.ID) // the password changed (or the account went) since it was checked
+	}
+	if err != nil {
+		t.takeBack(ctx, err)
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP})
-	return s.pair(u, sess.ID, raw, sess.ExpiresAt)
+	// A success takes back its failure counts (and clears the account's), and keeps its success count.
+	t.reset(ctx, pairKey)
+	t.reset(ctx, accountKey(email))
+	t.undo(ctx, "login:ip:"+k.addr)
+	t.undo(ctx, "login:net:"+k.net)
+	s.revs.add(ctx, evicted, at, s.log)
+	s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(evicted)})
+	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt)
+}
+
+// userByEmail finds the account of a canonical address or, failing that, of the address as it was
+// stored before addresses were canonicalised (raw lower-cased and trimmed), when that differs.
+func (s *Service) userByEmail(ctx context.Context, email, raw string) (*models.User, error) {
+	u, err := s.store.UserByEmail(ctx, email)
+	if legacy := LegacyEmail(raw); errors.Is(err, ErrNotFound) && legacy != email {
+		return s.store.UserByEmail(ctx, legacy)
+	}
+	return u, err
 }
 
 // Refresh exchanges a refresh token for a new pair in the same session and retires the token.
@@ -254,17 +324,21 @@ func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, err
 		}
 		now := s.now()
 		sess := rt.Session
-		if sess == nil || rt.User == nil || sess.RevokedAt != nil || rt.RevokedAt != nil ||
+		if sess == nil || rt.User == nil || rt.User.DeletedAt != nil || sess.RevokedAt != nil || rt.RevokedAt != nil ||
 			!now.Before(sess.ExpiresAt) || !now.Before(rt.ExpiresAt) {
 			return nil, ErrRefreshTokenInvalid
 		}
+		// A rotated token presented again within the grace is a client retrying a refresh whose answer
+		// it lost (or two tabs racing): it gets a fresh pair, and every other live token of the session
+		// is retired, so the session keeps one chain and a thief's replay makes the victim's next
+		// refresh reuse. Later, it is reuse: the whole session is revoked.
 		retry := rt.RotatedAt != nil
 		if retry && !now.Before(rt.RotatedAt.Add(s.opts.RefreshReuseGrace)) {
-			ids, err := s.store.RevokeSessions(ctx, SessionFilter{SessionID: sess.ID}, now)
+			ids, at, err := s.store.RevokeSessions(ctx, SessionFilter{SessionID: sess.ID}, s.now)
 			if err != nil {
 				return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
 			}
-			s.revs.add(ctx, ids, now, s.log)
+			s.revs.add(ctx, ids, at, s.log)
 			s.emit(ctx, Event{Kind: EventReuseDetected, Outcome: "session_revoked", UserID: rt.UserID, SessionID: sess.ID, IP: c.IP, Revoked: len(ids)})
 			return nil, ErrRefreshTokenInvalid
 		}
@@ -315,12 +389,11 @@ func (s *Service) LogoutSession(ctx context.Context, p *Principal) error {
 
 // LogoutAll revokes every live session of the caller and returns how many it revoked.
 func (s *Service) LogoutAll(ctx context.Context, p *Principal) (int, error) {
-	now := s.now()
-	ids, err := s.store.RevokeSessions(ctx, SessionFilter{UserID: p.UserID}, now)
+	ids, at, err := s.store.RevokeSessions(ctx, SessionFilter{UserID: p.UserID}, s.now)
 	if err != nil {
 		return 0, fmt.Errorf("logoutAll: %w", err)
 	}
-	s.revs.add(ctx, ids, now, s.log)
+	s.revs.add(ctx, ids, at, s.log)
 	s.emit(ctx, Event{Kind: EventLogoutAll, Outcome: OutcomeOK, UserID: p.UserID, SessionID: p.SessionID, Revoked: len(ids)})
 	return len(ids), nil
 }
@@ -328,6 +401,9 @@ func (s *Service) LogoutAll(ctx context.Context, p *Principal) (int, error) {
 // RevokeSession revokes one of the caller's sessions. It returns false, and reveals nothing, when the
 // caller has no session with that id; true when it is revoked (now or before).
 func (s *Service) RevokeSession(ctx context.Context, p *Principal, id string) (bool, error) {
+	if !validID(id) {
+		return false, nil // no session has such an id; a NUL byte would not even reach Postgres
+	}
 	sess, err := s.store.SessionByID(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && sess.UserID != p.UserID) {
 		return false, nil
@@ -342,20 +418,21 @@ func (s *Service) RevokeSession(ctx context.Context, p *Principal, id string) (b
 }
 
 func (s *Service) revoke(ctx context.Context, event EventKind, userID string, f SessionFilter) error {
-	now := s.now()
-	ids, err := s.store.RevokeSessions(ctx, f, now)
+	ids, at, err := s.store.RevokeSessions(ctx, f, s.now)
 	if err != nil {
 		return fmt.Errorf("%s: %w", event, err)
 	}
-	s.revs.add(ctx, ids, now, s.log)
+	s.revs.add(ctx, ids, at, s.log)
 	s.emit(ctx, Event{Kind: event, Outcome: OutcomeOK, UserID: userID, SessionID: f.SessionID, Revoked: len(ids)})
 	return nil
 }
 
 // ChangePassword checks the current password, stores the new one, revokes every other session of the
 // caller and returns a fresh pair for the current session. It returns ErrInvalidCredentials for a
-// wrong current password and a *ValidationError for a new password that is not allowed.
+// wrong current password (or one changed meanwhile) and a *ValidationError for a new password that
+// is not allowed.
 func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, next string, c Client) (*Pair, error) {
+	next = NormalizePassword(next)
 	if err := ValidatePassword("newPassword", next); err != nil {
 		return nil, err
 	}
@@ -370,21 +447,32 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
 	// A stolen access token must not become a password oracle: wrong current passwords count against
-	// the same per-account budget as failed logins.
-	accountKey := loginAccountKey(u.Email, c.IP)
-	if err := s.limit(ctx, accountKey, s.opts.LoginRate); err != nil {
+	// the same budgets as failed logins, per address and for the account.
+	k, t := keysFor(c.IP), s.tally()
+	limited := func(err error) (*Pair, error) {
 		s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeRateLimited, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
 		return nil, err
 	}
-	ok, _, err := s.verify(ctx, current, u.PasswordHash)
+	if err := s.blocked(ctx, u.Email); err != nil {
+		return limited(err)
+	}
+	pairKey := loginAccountKey(u.Email, k)
+	if _, err := t.hit(ctx, pairKey, s.opts.LoginRate); err != nil {
+		return limited(err)
+	}
+	failures := t.count(ctx, accountKey(u.Email), s.opts.LoginAccountRate)
+	ok, _, err := s.checkPassword(ctx, current, u.PasswordHash)
 	if err != nil {
+		t.takeBack(ctx, err)
 		return nil, fmt.Errorf("changePassword: stored hash of user %s: %w", u.ID, err)
 	}
 	if !ok {
+		s.backOff(ctx, u.Email, failures)
 		s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeFailed, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
 		return nil, ErrInvalidCredentials
 	}
-	s.forgive(ctx, accountKey, "")
+	t.reset(ctx, pairKey)
+	t.reset(ctx, accountKey(u.Email))
 	hash, err := s.hash(ctx, next)
 	if err != nil {
 		return nil, err
@@ -395,19 +483,25 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	}
 	now := s.now()
 	expires := now.Add(s.opts.RefreshTokenTTL)
-	ids, err := s.store.ChangePassword(ctx, PasswordChange{
-		UserID: u.ID, Hash: hash, KeepSessionID: p.SessionID, Now: now, ExpiresAt: expires,
+	ids, at, err := s.store.ChangePassword(ctx, PasswordChange{
+		UserID: u.ID, CredentialsVersion: u.CredentialsVersion, Hash: hash, KeepSessionID: p.SessionID,
+		Now: now, ExpiresAt: expires, Clock: s.now,
 		New: &models.RefreshToken{TokenHash: tokHash, SessionID: p.SessionID, UserID: u.ID, CreatedAt: now, ExpiresAt: expires},
 	})
 	if errors.Is(err, ErrConflict) {
+		// Either the session ended or another change committed first (then the current password
+		// checked above is no longer the current one).
+		if cur, err := s.store.UserByID(ctx, u.ID); err == nil && cur.CredentialsVersion != u.CredentialsVersion {
+			return nil, ErrInvalidCredentials
+		}
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
-	s.revs.add(ctx, ids, now, s.log)
+	s.revs.add(ctx, ids, at, s.log)
 	s.users.drop(u.ID)
-	u.PasswordHash = hash
+	u.PasswordHash, u.CredentialsVersion = hash, u.CredentialsVersion+1
 	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
 	return s.pair(u, p.SessionID, raw, expires)
 }
@@ -423,6 +517,9 @@ func (s *Service) Sessions(ctx context.Context, p *Principal) ([]models.Session,
 
 // User returns a user by id, or nil when there is none.
 func (s *Service) User(ctx context.Context, id string) (*models.User, error) {
+	if !validID(id) {
+		return nil, nil
+	}
 	u, err := s.store.UserByID(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -517,67 +614,40 @@ func (s *Service) acquireHashSlot(ctx context.Context) error {
 	}
 }
 
-// limit counts one attempt for key and returns a *RateLimitedError once it is over r. A limiter
-// failure is logged and lets the attempt through: the Redis limiter already falls back to memory,
-// so this only happens when both fail, and refusing every login then would be worse.
-func (s *Service) limit(ctx context.Context, key string, r ratelimit.Rate) error {
-	if s.opts.Limiter == nil || !r.Enabled() {
-		return nil
+// checkPassword verifies pw against encoded: in its NFC form first (see NormalizePassword), then, for
+// a hash made before passwords were normalised (of the bytes as typed then, which a keyboard may have
+// produced in either form), as typed now and in NFD, each only when it differs from the forms tried.
+// ASCII passwords cost one hash; others up to three, and the same against the dummy hash of an unknown
+// e-mail, so timing still tells nothing. rehash is set when the stored hash should be replaced by one
+// of the NFC form under the current parameters.
+func (s *Service) checkPassword(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
+	n := NormalizePassword(pw)
+	ok, rehash, err = s.verify(ctx, n, encoded)
+	if ok || err != nil {
+		return ok, rehash, err
 	}
-	res, err := s.opts.Limiter.Hit(ctx, key, r)
-	if err != nil {
-		s.log.Warn("rate limiter failed; attempt allowed", "err", err)
-		return nil
-	}
-	if !res.Allowed {
-		return &RateLimitedError{RetryAfter: res.RetryAfter}
-	}
-	return nil
-}
-
-// attempt is one limiter key with the rate it was counted under.
-type attempt struct {
-	key  string
-	rate ratelimit.Rate
-}
-
-// takeBack undoes counted attempts that the service could not judge because err says a dependency
-// was unavailable or the request ran out of time: a client that retries through a database outage
-// must not find itself rate limited once the database is back. Other errors leave the counts alone.
-func (s *Service) takeBack(ctx context.Context, err error, attempts ...attempt) {
-	if s.opts.Limiter == nil || !(errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
-		return
-	}
-	ctx = context.WithoutCancel(ctx) // the request's own deadline may be what ran out
-	for _, a := range attempts {
-		if a.rate.Enabled() {
-			if err := s.opts.Limiter.Undo(ctx, a.key); err != nil {
-				s.log.Warn("rate limiter undo failed", "err", err)
-			}
+	tried := []string{n}
+	for _, legacy := range []string{pw, norm.NFD.String(pw)} {
+		if slices.Contains(tried, legacy) {
+			continue
+		}
+		tried = append(tried, legacy)
+		if ok, _, err = s.verify(ctx, legacy, encoded); ok || err != nil {
+			return ok, ok, err
 		}
 	}
+	return false, false, nil
 }
 
-// forgive clears an account's failure count and takes back one attempt from an IP's count.
-func (s *Service) forgive(ctx context.Context, accountKey, ipKey string) {
-	if s.opts.Limiter == nil {
-		return
+// validID reports whether id could be one of ours (a canonical UUID): anything else cannot match a
+// row, and need not reach the database (Postgres refuses a NUL byte with an error).
+func validID(id string) bool {
+	if len(id) != 36 {
+		return false
 	}
-	if s.opts.LoginRate.Enabled() {
-		if err := s.opts.Limiter.Reset(ctx, accountKey); err != nil {
-			s.log.Warn("rate limiter reset failed", "err", err)
-		}
-	}
-	if ipKey != "" && s.opts.LoginIPRate.Enabled() {
-		if err := s.opts.Limiter.Undo(ctx, ipKey); err != nil {
-			s.log.Warn("rate limiter undo failed", "err", err)
-		}
-	}
+	_, err := uuid.Parse(id)
+	return err == nil
 }
-
-// loginAccountKey is the limiter key of an account as tried from one address. The limiter stores
-// only a digest of it.
-func loginAccountKey(email, ip string) string { return "login:account:" + email + "|" + ip }
 
 func (s *Service) newSession(u *models.User, c Client, now time.Time) (*models.Session, *models.RefreshToken, string, error) {
 	raw, hash, err := token.NewRefreshToken()

@@ -47,7 +47,10 @@ type Config struct {
 	// Abuse defences.
 	LoginRateLimit          ratelimit.Rate // LOGIN_RATE_LIMIT: failed logins per account+IP
 	LoginIPRateLimit        ratelimit.Rate // LOGIN_IP_RATE_LIMIT: failed logins per IP, all accounts
+	LoginSuccessRateLimit   ratelimit.Rate // LOGIN_SUCCESS_RATE_LIMIT: successful logins per IP
+	LoginAccountRateLimit   ratelimit.Rate // LOGIN_ACCOUNT_RATE_LIMIT: failures per account, all IPs, before back-off
 	RegisterRateLimit       ratelimit.Rate // REGISTER_RATE_LIMIT: registrations per IP
+	MaxSessionsPerUser      int            // MAX_SESSIONS_PER_USER: live sessions per user; a login past it ends the oldest
 	RedisURL                string         // REDIS_URL: share rate-limit counters between replicas
 	TrustedProxies          []netip.Prefix // TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
 	MaxQueryDepth           int            // MAX_QUERY_DEPTH
@@ -146,6 +149,9 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 
 		LoginRateLimit:          rate("LOGIN_RATE_LIMIT", "10/15m"),
 		LoginIPRateLimit:        rate("LOGIN_IP_RATE_LIMIT", "300/15m"),
+		LoginSuccessRateLimit:   rate("LOGIN_SUCCESS_RATE_LIMIT", "300/15m"),
+		LoginAccountRateLimit:   rate("LOGIN_ACCOUNT_RATE_LIMIT", "20/1h"),
+		MaxSessionsPerUser:      int(integer("MAX_SESSIONS_PER_USER", 50)),
 		RegisterRateLimit:       rate("REGISTER_RATE_LIMIT", "1000/1h"),
 		RedisURL:                get("REDIS_URL", ""),
 		MaxQueryDepth:           int(integer("MAX_QUERY_DEPTH", 15)),
@@ -286,6 +292,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxQueryComplexity < 1 {
 		bad("MAX_QUERY_COMPLEXITY must be at least 1")
+	}
+	if c.MaxSessionsPerUser < 0 {
+		bad("MAX_SESSIONS_PER_USER must be 0 (no cap) or positive")
 	}
 	if c.MaxQueryTokens < 100 || c.MaxQueryTokens > 100000 {
 		bad("MAX_QUERY_TOKENS must be between 100 and 100000 (got %d)", c.MaxQueryTokens)

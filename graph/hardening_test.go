@@ -40,6 +40,13 @@ func limiterBackends(t *testing.T, fn func(t *testing.T, vars map[string]string)
 // (which share one Redis) never interfere.
 func uniq() string { return fmt.Sprintf("%x", time.Now().UnixNano()) }
 
+// uniqSite is an IPv6 /48 unique to the run ("2001:xxxx:yyyy"): IPv6 clients are counted by /64 and
+// /48, so addresses that differ only in their last groups share counters across runs.
+func uniqSite() string {
+	u := fmt.Sprintf("%016x", time.Now().UnixNano())
+	return "2001:" + u[len(u)-8:len(u)-4] + ":" + u[len(u)-4:]
+}
+
 func merge(a, b map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range a {
@@ -56,10 +63,10 @@ func TestLoginRateLimit(t *testing.T) {
 		e := newEnv(t, testdb.SQLite(t), envOpt{vars: merge(backend, map[string]string{
 			"LOGIN_RATE_LIMIT": "3/15m", "LOGIN_IP_RATE_LIMIT": "8/15m", "TRUSTED_PROXIES": "127.0.0.1",
 		})})
-		u := uniq()
+		u, site := uniq(), uniqSite()
 		// Each scenario comes from its own (forwarded) address, unique to this run.
 		from := func(n int) []string {
-			return []string{"X-Forwarded-For", fmt.Sprintf("2001:db8:%d::%s", n, u[len(u)-4:])}
+			return []string{"X-Forwarded-For", fmt.Sprintf("%s:%d::1", site, n)}
 		}
 		alice := "alice-" + u + "@example.com"
 		e.register(alice, pw)
@@ -170,7 +177,7 @@ func TestRegisterRateLimit(t *testing.T) {
 	limiterBackends(t, func(t *testing.T, backend map[string]string) {
 		e := newEnv(t, testdb.SQLite(t), envOpt{vars: merge(backend, map[string]string{"REGISTER_RATE_LIMIT": "2/1h", "TRUSTED_PROXIES": "127.0.0.0/8"})})
 		u := uniq()
-		xff := []string{"X-Forwarded-For", "2001:db8::" + u[len(u)-4:]}
+		xff := []string{"X-Forwarded-For", uniqSite() + "::1"}
 		reg := `mutation($i: RegisterInput!) { register(input: $i) { accessToken } }`
 		for i := range 2 {
 			wantOK(t, e.post(reg, map[string]any{"i": map[string]any{"email": fmt.Sprintf("r%d-%s@example.com", i, u), "password": pw}}, xff...))

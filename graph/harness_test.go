@@ -199,10 +199,10 @@ type pair struct {
 	User                  user   `json:"user"`
 }
 
-func (e *env) register(email, pw string) pair {
+func (e *env) register(email, pw string, headers ...string) pair {
 	e.t.Helper()
 	r := e.post(`mutation($i: RegisterInput!) { register(input: $i) { `+payloadFields+` } }`,
-		map[string]any{"i": map[string]any{"email": email, "password": pw}})
+		map[string]any{"i": map[string]any{"email": email, "password": pw}}, headers...)
 	return e.mustPair(r, "register")
 }
 

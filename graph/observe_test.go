@@ -2,10 +2,10 @@ package graph_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"gqlauth/internal/testlog"
 	"io"
 	"log/slog"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"

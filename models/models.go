@@ -48,15 +48,23 @@ func (r *Role) UnmarshalGQL(v any) error {
 // MarshalGQL writes the GraphQL enum value.
 func (r Role) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(r))) }
 
-// User is an account. Email is stored trimmed and lower-cased, so the unique index makes
-// addresses unique regardless of case.
+// User is an account. Email is stored in its canonical form (auth.NormalizeEmail), so the unique
+// index makes addresses unique regardless of case, width or Unicode normalisation.
+//
+// CredentialsVersion moves on with every password change (not with a rehash): a login creates its
+// session only if the version it verified is still current, so a login racing a password change
+// cannot open a session with the old password. DeletedAt marks a deleted account: its sessions were
+// revoked with it and its e-mail freed; the row stays until the janitor purges it, after every access
+// token it issued has expired, so that revocations of its sessions stay visible to every instance.
 type User struct {
-	ID           string    `gorm:"primaryKey;size:36"`
-	Email        string    `gorm:"size:254;not null;uniqueIndex"`
-	PasswordHash string    `gorm:"size:255;not null" json:"-"`
-	Role         Role      `gorm:"size:16;not null;default:USER"`
-	CreatedAt    time.Time `gorm:"not null"`
-	UpdatedAt    time.Time `gorm:"not null"`
+	ID                 string     `gorm:"primaryKey;size:36"`
+	Email              string     `gorm:"size:254;not null;uniqueIndex"`
+	PasswordHash       string     `gorm:"size:255;not null" json:"-"`
+	Role               Role       `gorm:"size:16;not null;default:USER"`
+	CredentialsVersion int64      `gorm:"not null;default:0"`
+	CreatedAt          time.Time  `gorm:"not null"`
+	UpdatedAt          time.Time  `gorm:"not null"`
+	DeletedAt          *time.Time `gorm:"index"`
 }
 
 // TableName pins the table name.

@@ -154,6 +154,16 @@ func (m *Metrics) HTTP(next http.Handler) http.Handler {
 	})
 }
 
+// LimiterOverflows exports overflows (ratelimit.Memory.Overflows) as
+// gqlauth_ratelimit_overflows_total: attempts refused because the in-memory limiter was full of
+// other keys (a flood of distinct addresses or accounts).
+func (m *Metrics) LimiterOverflows(overflows func() int64) {
+	_ = m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gqlauth_ratelimit_overflows_total",
+		Help: "Attempts refused because the in-memory rate limiter already held its maximum of keys.",
+	}, func() float64 { return float64(overflows()) }))
+}
+
 // Overrun counts a request reported by Watch; kind is OverrunSlow or OverrunAbandoned.
 func (m *Metrics) Overrun(kind string) { m.overruns.WithLabelValues(kind).Inc() }
 

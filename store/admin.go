@@ -120,7 +120,7 @@ func (db *DB) SetRole(ctx context.Context, userID string, role models.Role) erro
 	if !role.IsValid() {
 		return fmt.Errorf("store: %q is not a valid role", role)
 	}
-	res := db.ctx(ctx).Model(&models.User{}).Where("id = ?", userID).
+	res := db.ctx(ctx).Model(&models.User{}).Where("id = ? AND deleted_at IS NULL", userID).
 		Updates(map[string]any{"role": role, "updated_at": time.Now().UTC().Truncate(time.Microsecond)})
 	if res.Error != nil {
 		return res.Error

@@ -51,7 +51,7 @@ func (f *purgeFixture) session(u *models.User, id string, expires time.Duration,
 	if s.RevokedAt != nil {
 		rt.RevokedAt = s.RevokedAt
 	}
-	if err := f.db.CreateSession(context.Background(), s, rt); err != nil {
+	if _, _, err := f.db.CreateSession(context.Background(), s, rt, auth.SessionCheck{Now: time.Now}); err != nil {
 		f.t.Fatalf("CreateSession: %v", err)
 	}
 	return id, rt

@@ -177,7 +177,7 @@ func createSession(tx *gorm.DB, s *models.Session, t *models.RefreshToken) error
 // UserByEmail implements auth.Store.
 func (db *DB) UserByEmail(ctx context.Context, email string) (*models.User, error) {
 	var u models.User
-	if err := db.ctx(ctx).Where("email = ?", email).Take(&u).Error; err != nil {
+	if err := db.ctx(ctx).Where("email = ? AND deleted_at IS NULL", email).Take(&u).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &u, nil
@@ -186,21 +186,79 @@ func (db *DB) UserByEmail(ctx context.Context, email string) (*models.User, erro
 // UserByID implements auth.Store.
 func (db *DB) UserByID(ctx context.Context, id string) (*models.User, error) {
 	var u models.User
-	if err := db.ctx(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
+	if err := db.ctx(ctx).Where("id = ? AND deleted_at IS NULL", id).Take(&u).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &u, nil
 }
 
 // SetPasswordHash implements auth.Store.
-func (db *DB) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
-	return db.ctx(ctx).Model(&models.User{}).Where("id = ?", userID).
-		Updates(map[string]any{"password_hash": hash, "updated_at": at}).Error
+func (db *DB) SetPasswordHash(ctx context.Context, userID, oldHash, newHash string, at time.Time) error {
+	res := db.ctx(ctx).Model(&models.User{}).Where("id = ? AND password_hash = ? AND deleted_at IS NULL", userID, oldHash).
+		Updates(map[string]any{"password_hash": newHash, "updated_at": at})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return auth.ErrConflict
+	}
+	return nil
 }
 
 // CreateSession implements auth.Store.
-func (db *DB) CreateSession(ctx context.Context, s *models.Session, t *models.RefreshToken) error {
-	return db.ctx(ctx).Transaction(func(tx *gorm.DB) error { return createSession(tx, s, t) })
+func (db *DB) CreateSession(ctx context.Context, s *models.Session, t *models.RefreshToken, c auth.SessionCheck) ([]string, time.Time, error) {
+	var evicted []string
+	at, err := db.revokingTx(ctx, c.Now, func(tx *gorm.DB, at time.Time) error {
+		// FOR SHARE makes a concurrent password change (an UPDATE of this row) wait for this
+		// transaction, or this one wait for it and then find the version moved on. SQLite transactions
+		// are serialised (BEGIN IMMEDIATE), so the plain read is enough there.
+		lock := ""
+		if db.postgres {
+			lock = " FOR SHARE"
+		}
+		var ids []string
+		if err := scan(tx.Raw("SELECT id FROM users WHERE id = ? AND credentials_version = ? AND deleted_at IS NULL"+lock,
+			s.UserID, c.CredentialsVersion), &ids); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return auth.ErrConflict
+		}
+		if err := createSession(tx, s, t); err != nil {
+			return err
+		}
+		if c.MaxSessions <= 0 {
+			return nil
+		}
+		var old []string
+		if err := scan(tx.Raw("SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? "+
+			"ORDER BY created_at DESC, id DESC LIMIT 1000 OFFSET ?", s.UserID, at, c.MaxSessions), &old); err != nil {
+			return err
+		}
+		if len(old) == 0 {
+			return nil
+		}
+		var err error
+		evicted, err = revokeSessions(tx, auth.SessionFilter{UserID: s.UserID, SessionIDs: old}, at)
+		return err
+	})
+	return evicted, at, err
+}
+
+// revokingTx runs fn in a transaction that revokes sessions. The revocation time is read from now
+// inside the transaction, once it has begun (on SQLite: once it holds the write lock, which BEGIN
+// IMMEDIATE may wait for), and fn's statements must finish within auth.RevocationCommitBudget of that
+// time or the transaction rolls back: other instances poll for revocations by time, with an overlap
+// that covers the budget, and a revocation that committed later than that could be missed for good.
+func (db *DB) revokingTx(ctx context.Context, now func() time.Time, fn func(tx *gorm.DB, at time.Time) error) (time.Time, error) {
+	var at time.Time
+	err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+		at = now().UTC().Truncate(time.Microsecond)
+		bctx, cancel := context.WithTimeout(ctx, auth.RevocationCommitBudget)
+		defer cancel()
+		return fn(tx.WithContext(bctx), at)
+	})
+	return at, err
 }
 
 // SessionByID implements auth.Store.
@@ -230,11 +288,12 @@ func (db *DB) RefreshTokenByHash(ctx context.Context, hash []byte) (*models.Refr
 	return &t, nil
 }
 
-// Rotate implements auth.Store. The session row is updated first, then the token row, the same order
-// as RevokeSessions, so concurrent rotations and revocations queue on the session row instead of
-// deadlocking.
+// Rotate implements auth.Store. The session row is updated first, then the token rows, the same order
+// as RevokeSessions and ChangePassword, so concurrent rotations, revocations and password changes queue
+// on the session row instead of deadlocking, and each statement after the first sees what the others
+// committed.
 func (db *DB) Rotate(ctx context.Context, r auth.Rotation) error {
-	if db.postgres {
+	if db.postgres && r.RetireOld {
 		return db.rotatePostgres(ctx, r)
 	}
 	return db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
@@ -263,29 +322,44 @@ func (db *DB) Rotate(ctx context.Context, r auth.Rotation) error {
 			if res.RowsAffected == 0 {
 				return auth.ErrConflict
 			}
+		} else {
+			// A retry inside the grace: refused if a password change revoked the old token since it was
+			// read (the session row lock above orders this after any such change), and it retires
+			// every live token of the session, so the session keeps exactly one chain.
+			var n int64
+			if err := tx.Model(&models.RefreshToken{}).Where("id = ? AND revoked_at IS NULL", r.OldID).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return auth.ErrConflict
+			}
+			if err := tx.Model(&models.RefreshToken{}).
+				Where("session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL", r.SessionID).
+				Update("rotated_at", r.Now).Error; err != nil {
+				return err
+			}
 		}
 		return tx.Omit("User", "Session").Create(r.New).Error
 	})
 }
 
-// rotatePostgres is Rotate as one statement: a single round trip instead of five (BEGIN, three
-// writes, COMMIT), and atomic as any statement is. The session is updated first (the same lock order
-// as RevokeSessions); the old token is retired only if the session update matched; the new token is
-// inserted only if the retirement matched. So a dead session writes nothing, and the new token exists
-// if and only if the old one was retired. (Under a race with another refresh of the same token, the
-// loser may still bump the session's last_used_at/expires_at, as the winner just did.)
+// rotatePostgres is a normal rotation (RetireOld) as one statement: a single round trip instead of
+// five (BEGIN, three writes, COMMIT), and atomic as any statement is. The session is updated first
+// (the same lock order as RevokeSessions); the old token is retired only if the session update
+// matched; the new token is inserted only if the retirement matched. So a dead session writes nothing,
+// and the new token exists if and only if the old one was retired. The old token was the session's
+// only live one, so New is too. A concurrent writer of the old token's row (another rotation, a grace
+// retry, a password change) makes the retirement re-check the row as committed and not match.
+// (Under a race with another refresh of the same token, the loser may still bump the session's
+// last_used_at/expires_at, as the winner just did.)
 func (db *DB) rotatePostgres(ctx context.Context, r auth.Rotation) error {
-	retire := "rt.id = ?"
-	if r.RetireOld {
-		retire += " AND rt.rotated_at IS NULL AND rt.revoked_at IS NULL"
-	}
 	q := `WITH s AS (
 	UPDATE sessions SET last_used_at = ?, expires_at = ?, user_agent = COALESCE(?, user_agent), ip = COALESCE(?, ip)
 	 WHERE id = ? AND revoked_at IS NULL AND expires_at > ?
 	RETURNING id
 ), t AS (
-	UPDATE refresh_tokens rt SET rotated_at = CASE WHEN ? THEN ?::timestamptz ELSE rt.rotated_at END
-	 WHERE ` + retire + ` AND EXISTS (SELECT 1 FROM s)
+	UPDATE refresh_tokens rt SET rotated_at = ?
+	 WHERE rt.id = ? AND rt.rotated_at IS NULL AND rt.revoked_at IS NULL AND EXISTS (SELECT 1 FROM s)
 	RETURNING rt.id
 )
 INSERT INTO refresh_tokens (token_hash, session_id, user_id, parent_id, created_at, expires_at)
@@ -295,7 +369,7 @@ RETURNING id`
 	var ids []uint64
 	err := scan(db.ctx(ctx).Raw(q,
 		r.Now, r.ExpiresAt, r.UserAgent, r.IP, r.SessionID, r.Now,
-		r.RetireOld, r.Now, r.OldID,
+		r.Now, r.OldID,
 		n.TokenHash, n.SessionID, n.UserID, n.ParentID, n.CreatedAt, n.ExpiresAt,
 	), &ids)
 	if err != nil {
@@ -309,14 +383,14 @@ RETURNING id`
 }
 
 // RevokeSessions implements auth.Store.
-func (db *DB) RevokeSessions(ctx context.Context, f auth.SessionFilter, at time.Time) ([]string, error) {
+func (db *DB) RevokeSessions(ctx context.Context, f auth.SessionFilter, now func() time.Time) ([]string, time.Time, error) {
 	var ids []string
-	err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+	at, err := db.revokingTx(ctx, now, func(tx *gorm.DB, at time.Time) error {
 		var err error
 		ids, err = revokeSessions(tx, f, at)
 		return err
 	})
-	return ids, err
+	return ids, at, err
 }
 
 func revokeSessions(tx *gorm.DB, f auth.SessionFilter, at time.Time) ([]string, error) {
@@ -334,7 +408,11 @@ func revokeSessions(tx *gorm.DB, f auth.SessionFilter, at time.Time) ([]string, 
 		q += " AND id <> ?"
 		args = append(args, f.ExceptSessionID)
 	}
-	if f == (auth.SessionFilter{}) {
+	if f.SessionIDs != nil {
+		q += " AND id IN ?"
+		args = append(args, f.SessionIDs)
+	}
+	if f.UserID == "" && f.SessionID == "" && f.ExceptSessionID == "" && f.SessionIDs == nil {
 		return nil, errors.New("store: refusing to revoke every session")
 	}
 	var ids []string
@@ -349,11 +427,15 @@ func revokeSessions(tx *gorm.DB, f auth.SessionFilter, at time.Time) ([]string, 
 }
 
 // ChangePassword implements auth.Store.
-func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]string, error) {
+func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]string, time.Time, error) {
 	var ids []string
-	err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&models.User{}).Where("id = ?", c.UserID).
-			Updates(map[string]any{"password_hash": c.Hash, "updated_at": c.Now})
+	at, err := db.revokingTx(ctx, c.Clock, func(tx *gorm.DB, at time.Time) error {
+		// Conditional on the version whose password was verified: two changes racing with the same
+		// current password cannot both win, and a login that verified this version cannot open a
+		// session once this commits (see CreateSession).
+		res := tx.Model(&models.User{}).
+			Where("id = ? AND credentials_version = ? AND deleted_at IS NULL", c.UserID, c.CredentialsVersion).
+			Updates(map[string]any{"password_hash": c.Hash, "credentials_version": gorm.Expr("credentials_version + 1"), "updated_at": c.Now})
 		if res.Error != nil {
 			return res.Error
 		}
@@ -361,7 +443,7 @@ func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]stri
 			return auth.ErrConflict
 		}
 		var err error
-		ids, err = revokeSessions(tx, auth.SessionFilter{UserID: c.UserID, ExceptSessionID: c.KeepSessionID}, c.Now)
+		ids, err = revokeSessions(tx, auth.SessionFilter{UserID: c.UserID, ExceptSessionID: c.KeepSessionID}, at)
 		if err != nil {
 			return err
 		}
@@ -374,16 +456,17 @@ func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]stri
 		if res.RowsAffected == 0 {
 			return auth.ErrConflict
 		}
-		// The session's refresh tokens are retired (not revoked): the new pair replaces them, and one
-		// presented again after the reuse grace is reuse, like after a refresh.
+		// Every earlier token of the kept session is revoked, not retired: the reuse grace applies to
+		// rotations only, so a copy taken before the change (also one rotated just before it) is
+		// worthless at once. The new pair replaces them.
 		if err := tx.Model(&models.RefreshToken{}).
-			Where("session_id = ? AND rotated_at IS NULL AND revoked_at IS NULL", c.KeepSessionID).
-			Update("rotated_at", c.Now).Error; err != nil {
+			Where("session_id = ? AND revoked_at IS NULL", c.KeepSessionID).
+			Update("revoked_at", at).Error; err != nil {
 			return err
 		}
 		return tx.Omit("User", "Session").Create(c.New).Error
 	})
-	return ids, err
+	return ids, at, err
 }
 
 // RevokedSince implements auth.Store.

@@ -104,7 +104,7 @@ func TestRotateIsAtomic(t *testing.T) {
 			t.Fatalf("second rotation err = %v, want ErrConflict", err)
 		}
 		// A revoked session cannot be rotated.
-		ids, err := db.RevokeSessions(ctx, auth.SessionFilter{SessionID: a.session.ID}, later)
+		ids, _, err := db.RevokeSessions(ctx, auth.SessionFilter{SessionID: a.session.ID}, func() time.Time { return later })
 		if err != nil || len(ids) != 1 {
 			t.Fatalf("revoke: %v %v", ids, err)
 		}
@@ -166,7 +166,7 @@ func TestPostgresOutageIsUnavailable(t *testing.T) {
 			return db.Rotate(ctx, auth.Rotation{SessionID: a.session.ID, OldID: a.token.ID, RetireOld: true, New: next, Now: later, ExpiresAt: later.Add(time.Hour)})
 		}},
 		{"transaction", func() error {
-			_, err := db.RevokeSessions(ctx, auth.SessionFilter{SessionID: a.session.ID}, later)
+			_, _, err := db.RevokeSessions(ctx, auth.SessionFilter{SessionID: a.session.ID}, func() time.Time { return later })
 			return err
 		}},
 	}

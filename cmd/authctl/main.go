@@ -340,7 +340,7 @@ func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	ids, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now().UTC().Truncate(time.Microsecond))
+	ids, _, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now)
 	if err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}

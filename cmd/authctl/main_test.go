@@ -132,7 +132,7 @@ func TestAuthctl(t *testing.T) {
 		old := time.Now().UTC().Add(-400 * time.Hour).Truncate(time.Microsecond)
 		s := &models.Session{ID: uuid.NewString(), UserID: id, CreatedAt: old, LastUsedAt: old, ExpiresAt: old.Add(time.Hour)}
 		rt := &models.RefreshToken{TokenHash: bytes.Repeat([]byte{7}, 32), SessionID: s.ID, UserID: id, CreatedAt: old, ExpiresAt: s.ExpiresAt}
-		if err := db.CreateSession(ctx, s, rt); err != nil {
+		if _, _, err := db.CreateSession(ctx, s, rt, auth.SessionCheck{Now: time.Now}); err != nil {
 			t.Fatal(err)
 		}
 		ctl(env, "", "purge").want(t, 0, "purged 2 rows", "")
