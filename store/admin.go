@@ -16,7 +16,8 @@ import (
 // each batch in its own short transaction:
 //
 //   - sessions that expired before before, or were revoked before before, with all their refresh tokens;
-//   - refresh tokens (of any session) that expired before before.
+//   - refresh tokens (of any session) that expired before before;
+//   - users deleted (DeleteUser) before before.
 //
 // before must be in the past by more than the access-token lifetime plus a revocation poll (the
 // janitor passes now - JANITOR_RETENTION, which config keeps above ACCESS_TOKEN_TTL + 1m): a revoked
@@ -80,6 +81,7 @@ func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted i
 	}
 
 	// Then expired tokens of sessions that are still kept (a live session's rotation chain).
+	// (Deleted users go last, below: their sessions are gone by then.)
 	for {
 		if err := ctx.Err(); err != nil {
 			return deleted, err
@@ -99,7 +101,57 @@ func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted i
 			break
 		}
 	}
+
+	// Finally users deleted before before: their sessions were revoked at deletion, so they went
+	// above (or go now, by ON DELETE CASCADE, if one was never revoked).
+	for {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		var n int64
+		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+			res := tx.Exec("DELETE FROM users WHERE id IN (SELECT id FROM users WHERE deleted_at < ? LIMIT ?"+lock+")",
+				before, batch)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("store: purge deleted users: %w", err)
+		}
+		deleted += n
+		if n < int64(batch) {
+			break
+		}
+	}
 	return deleted, nil
+}
+
+// DeleteUser deletes an account for good, as far as clients can tell: in one transaction (see
+// revokingTx) it revokes every live session of the user and their refresh tokens, so every instance
+// refuses the user's access tokens once its revocation poll has run (about a second); frees the
+// e-mail address for a new registration; erases the password hash; and marks the row deleted. The row
+// itself, and the revoked sessions, stay until Purge removes them after the retention: deleting them
+// at once would take the revocations with them, and an instance that had not polled yet (or starts
+// later) would go on accepting the user's unexpired access tokens. It returns the revoked session ids,
+// or auth.ErrNotFound when there is no such (undeleted) user.
+func (db *DB) DeleteUser(ctx context.Context, userID string, now func() time.Time) ([]string, error) {
+	var ids []string
+	_, err := db.revokingTx(ctx, now, func(tx *gorm.DB, at time.Time) error {
+		res := tx.Model(&models.User{}).Where("id = ? AND deleted_at IS NULL", userID).Updates(map[string]any{
+			"deleted_at": at, "email": "deleted:" + userID, "password_hash": "",
+			"credentials_version": gorm.Expr("credentials_version + 1"), "updated_at": at,
+		})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrNotFound
+		}
+		var err error
+		ids, err = revokeSessions(tx, auth.SessionFilter{UserID: userID}, at)
+		return err
+	})
+	return ids, err
 }
 
 // CreateUserOnly stores a user without a session (an account made by an administrator). It returns

@@ -32,6 +32,8 @@ Usage:
   authctl user set-role -email E -role USER|ADMIN  change a role (effective at the user's next token
                                                    refresh; revoke-sessions to force a new login)
   authctl user revoke-sessions -email E            revoke every live session of a user
+  authctl user delete -email E                     delete a user: revokes every session first, frees
+                                                   the e-mail; the row is purged after the retention
   authctl purge [-retention D]                     delete expired and revoked sessions and expired
                                                    refresh tokens older than D (default JANITOR_RETENTION)
   authctl keys rotate                              rotate the signing keys
@@ -125,6 +127,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.userSetRole(ctx, rest[1:])
 		case "user revoke-sessions":
 			return c.userRevokeSessions(ctx, rest[1:])
+		case "user delete":
+			return c.userDelete(ctx, rest[1:])
 		case "keys rotate":
 			return c.keysRotate(rest[1:])
 		}
@@ -345,6 +349,32 @@ func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
 	fmt.Fprintf(c.stdout, "revoked %d sessions of %s (running instances refuse their access tokens within about 1s)\n", len(ids), addr)
+	return nil
+}
+
+func (c *cli) userDelete(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("user delete", flag.ContinueOnError)
+	email := fs.String("email", "", "e-mail address of the user")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	addr, err := emailFlag(fs.Name(), *email)
+	if err != nil {
+		return err
+	}
+	db, u, err := c.openUser(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ids, err := db.DeleteUser(ctx, u.ID, time.Now)
+	if errors.Is(err, auth.ErrNotFound) {
+		return fmt.Errorf("no user with e-mail %s", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "deleted %s (%s) and revoked its %d sessions (running instances refuse its access tokens within about 1s)\n", addr, u.ID, len(ids))
 	return nil
 }
 

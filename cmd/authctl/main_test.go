@@ -153,7 +153,7 @@ func TestAuthctlUsage(t *testing.T) {
 	ctl(env, "", "frobnicate").want(t, 2, "", "authctl: unknown command \"frobnicate\"\n\nauthctl administers")
 	ctl(env, "").want(t, 2, "", "Usage:")
 	ctl(env, "", "user").want(t, 2, "", "user: missing subcommand")
-	ctl(env, "", "user", "delete").want(t, 2, "", "unknown command \"user delete\"")
+	ctl(env, "", "user", "frobnicate").want(t, 2, "", "unknown command \"user frobnicate\"")
 	ctl(env, "", "migrate", "extra").want(t, 2, "", "unexpected argument \"extra\"")
 	ctl(env, "", "user", "create", "-nope").want(t, 2, "", "flag provided but not defined: -nope")
 	for _, args := range [][]string{{"-h"}, {"help"}, {"user", "-h"}, {"user", "create", "-h"}, {"purge", "-help"}} {
@@ -173,4 +173,97 @@ func TestAuthctlUsage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "b.db")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("database created despite the bad configuration (stat: %v)", err)
 	}
+}
+
+// A deleted user's access tokens (an administrator's included) kept working until they expired: the
+// revocation set knows only revocations. "user delete" revokes every session in the same transaction
+// that deletes the account, so running instances refuse the tokens within a poll, and an instance
+// started afterwards refuses them too (the revoked rows stay until the purge).
+func TestUserDeleteRevokesFirst(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		dir := t.TempDir()
+		env := map[string]string{"DATA_DIR": dir, "DATABASE_URL": dsn}
+		ctx := context.Background()
+		ctl(env, "correct horse battery\n", "user", "create", "-email", "root@example.com", "-role", "ADMIN").want(t, 0, "", "")
+		issuer, err := token.NewHS256Issuer(bytes.Repeat([]byte("k"), 32), token.Options{Issuer: "gqlauth", Audience: "gqlauth", TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two running instances, each with its own connection pool and revocation cache.
+		instance := func() *auth.Service {
+			db, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			svc, err := auth.NewService(db, issuer, auth.Options{RefreshTokenTTL: time.Hour, Password: password.Default,
+				RevocationPollInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			t.Cleanup(cancel)
+			svc.Start(runCtx)
+			return svc
+		}
+		a, b := instance(), instance()
+		p, err := a.Login(ctx, "root@example.com", "correct horse battery", auth.Client{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range []*auth.Service{a, b} {
+			if pr, err := svc.Authenticate(ctx, p.AccessToken); err != nil || pr.Role != models.RoleAdmin {
+				t.Fatalf("before the deletion: %+v, %v", pr, err)
+			}
+		}
+
+		ctl(env, "", "user", "delete", "-email", "root@example.com").want(t, 0, "revoked its 1 sessions", "")
+
+		deadline := time.Now().Add(3 * time.Second)
+		for _, svc := range []*auth.Service{a, b} {
+			for {
+				_, err := svc.Authenticate(ctx, p.AccessToken)
+				if errors.Is(err, auth.ErrSessionRevoked) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("an instance still accepts a deleted administrator's access token: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if _, err := instance().Authenticate(ctx, p.AccessToken); !errors.Is(err, auth.ErrSessionRevoked) {
+			t.Fatalf("an instance started after the deletion: %v, want ErrSessionRevoked", err)
+		}
+		if u, err := a.User(ctx, p.User.ID); u != nil || err != nil {
+			t.Fatalf("user(id) of a deleted user: %+v, %v", u, err)
+		}
+		if _, err := a.Refresh(ctx, p.RefreshToken, auth.Client{}); !errors.Is(err, auth.ErrRefreshTokenInvalid) {
+			t.Fatalf("refresh: %v", err)
+		}
+		if _, err := a.Login(ctx, "root@example.com", "correct horse battery", auth.Client{}); !errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Fatalf("login of a deleted user: %v", err)
+		}
+		ctl(env, "", "user", "delete", "-email", "root@example.com").want(t, 1, "", "no user with e-mail root@example.com")
+		// The address is free again.
+		ctl(env, "another password\n", "user", "create", "-email", "root@example.com").want(t, 0, "", "")
+
+		// The purge removes the deleted row once the retention has passed, not before.
+		db, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		count := func() int64 {
+			var n int64
+			db.Gorm().Model(&models.User{}).Where("id = ?", p.User.ID).Count(&n)
+			return n
+		}
+		if _, err := db.Purge(ctx, time.Now().Add(-time.Hour), 100); err != nil || count() != 1 {
+			t.Fatalf("purged too early: %v, %d rows", err, count())
+		}
+		if _, err := db.Purge(ctx, time.Now().Add(time.Hour), 100); err != nil || count() != 0 {
+			t.Fatalf("purge after the retention: %v, %d rows", err, count())
+		}
+	})
 }
