@@ -479,17 +479,23 @@ enum ErrorCode {
   JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
   """
   BAD_REQUEST
-  "Too many attempts from this client or for this account: wait ` + "`" + `extensions.retryAfter` + "`" + ` seconds."
+  """
+  Too many attempts from this client (an IPv6 client is its /64) or for this account, or the account is waiting
+  out a back-off after many failed logins: wait ` + "`" + `extensions.retryAfter` + "`" + ` seconds.
+  """
   RATE_LIMITED
   "The request body is larger than the server accepts."
   PAYLOAD_TOO_LARGE
   "The operation is nested deeper than the server allows."
   DEPTH_LIMIT_EXCEEDED
-  "The operation would cost more than the server allows (too many fields or aliases)."
+  """
+  The document would cost more than the server allows: too many fields or aliases (fragments counted as often as
+  they are spread), too many tokens, too many fields sharing one response name, or too much introspection.
+  """
   COMPLEXITY_LIMIT_EXCEEDED
   "The query could not be parsed."
   GRAPHQL_PARSE_FAILED
-  "The query does not match the schema."
+  "The query does not match the schema, or uses introspection where the server has it disabled (production)."
   GRAPHQL_VALIDATION_FAILED
 }
 
@@ -640,7 +646,7 @@ type Mutation {
   ): Boolean! @public
   "Revokes every live session of the caller, this one included; returns how many were revoked."
   logoutAll: Int! @auth
-  "Revokes one of the caller's own sessions; false when the caller has no session with this id."
+  "Revokes one of the caller's own sessions; false when the caller has no session with this id (or it is not an id)."
   revokeSession(
     "The session's id, from the sessions query."
     id: ID!

@@ -150,17 +150,19 @@ const (
 	// The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
 	// JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
 	ErrorCodeBadRequest ErrorCode = "BAD_REQUEST"
-	// Too many attempts from this client or for this account: wait `extensions.retryAfter` seconds.
+	// Too many attempts from this client (an IPv6 client is its /64) or for this account, or the account is waiting
+	// out a back-off after many failed logins: wait `extensions.retryAfter` seconds.
 	ErrorCodeRateLimited ErrorCode = "RATE_LIMITED"
 	// The request body is larger than the server accepts.
 	ErrorCodePayloadTooLarge ErrorCode = "PAYLOAD_TOO_LARGE"
 	// The operation is nested deeper than the server allows.
 	ErrorCodeDepthLimitExceeded ErrorCode = "DEPTH_LIMIT_EXCEEDED"
-	// The operation would cost more than the server allows (too many fields or aliases).
+	// The document would cost more than the server allows: too many fields or aliases (fragments counted as often as
+	// they are spread), too many tokens, too many fields sharing one response name, or too much introspection.
 	ErrorCodeComplexityLimitExceeded ErrorCode = "COMPLEXITY_LIMIT_EXCEEDED"
 	// The query could not be parsed.
 	ErrorCodeGraphqlParseFailed ErrorCode = "GRAPHQL_PARSE_FAILED"
-	// The query does not match the schema.
+	// The query does not match the schema, or uses introspection where the server has it disabled (production).
 	ErrorCodeGraphqlValidationFailed ErrorCode = "GRAPHQL_VALIDATION_FAILED"
 )
 
