@@ -11,7 +11,7 @@ go build -o "$work/loadgen" ./cmd/loadgen
 addr=127.0.0.1:18093
 
 start=$(date +%s%N)
-ADDR=$addr DATA_DIR="$work" LOG_LEVEL=warn LOGIN_RATE_LIMIT=off LOGIN_IP_RATE_LIMIT=off "$work/server" &
+ADDR=$addr DATA_DIR="$work" LOG_LEVEL=warn LOGIN_RATE_LIMIT=off LOGIN_IP_RATE_LIMIT=off LOGIN_SUCCESS_RATE_LIMIT=off LOGIN_ACCOUNT_RATE_LIMIT=off "$work/server" &
 pid=$!
 until curl -sf "http://$addr/healthz" -o /dev/null; do sleep 0.002; done
 ready=$(( ($(date +%s%N) - start) / 1000000 ))
