@@ -233,6 +233,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	pw = auth.NormalizePassword(pw) // hashed in NFC, as the server verifies
 	if err := auth.ValidatePassword("password", pw); err != nil {
 		return err
 	}
@@ -278,14 +279,17 @@ func (c *cli) readPassword() (string, error) {
 	return line, nil
 }
 
-// userByEmail finds a user, with an operator's message when there is none.
-// openUser opens the store and finds the user with the e-mail; on error nothing is left open.
-func (c *cli) openUser(ctx context.Context, email string) (*store.DB, *models.User, error) {
+// openUser opens the store and finds the user with the e-mail (canonical, or as typed for an account
+// stored before addresses were canonicalised, like a login does); on error nothing is left open.
+func (c *cli) openUser(ctx context.Context, email, typed string) (*store.DB, *models.User, error) {
 	db, err := c.open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	u, err := db.UserByEmail(ctx, email)
+	if legacy := auth.LegacyEmail(typed); errors.Is(err, auth.ErrNotFound) && legacy != email {
+		u, err = db.UserByEmail(ctx, legacy)
+	}
 	if err != nil {
 		_ = db.Close()
 		if errors.Is(err, auth.ErrNotFound) {
@@ -314,7 +318,7 @@ func (c *cli) userSetRole(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, u, err := c.openUser(ctx, addr)
+	db, u, err := c.openUser(ctx, addr, *email)
 	if err != nil {
 		return err
 	}
@@ -329,8 +333,9 @@ func (c *cli) userSetRole(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("user revoke-sessions", flag.ContinueOnError)
+// onUser runs a command whose only flag is -email: it opens the store, finds the user and calls fn.
+func (c *cli) onUser(ctx context.Context, name string, args []string, fn func(db *store.DB, u *models.User, addr string) error) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	email := fs.String("email", "", "e-mail address of the user")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -339,43 +344,37 @@ func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, u, err := c.openUser(ctx, addr)
+	db, u, err := c.openUser(ctx, addr, *email)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	ids, _, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now)
-	if err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
-	}
-	fmt.Fprintf(c.stdout, "revoked %d sessions of %s (running instances refuse their access tokens within about 1s)\n", len(ids), addr)
-	return nil
+	return fn(db, u, addr)
+}
+
+func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
+	return c.onUser(ctx, "user revoke-sessions", args, func(db *store.DB, u *models.User, addr string) error {
+		ids, _, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now)
+		if err != nil {
+			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "revoked %d sessions of %s (running instances refuse their access tokens within about 1s)\n", len(ids), addr)
+		return nil
+	})
 }
 
 func (c *cli) userDelete(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("user delete", flag.ContinueOnError)
-	email := fs.String("email", "", "e-mail address of the user")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	addr, err := emailFlag(fs.Name(), *email)
-	if err != nil {
-		return err
-	}
-	db, u, err := c.openUser(ctx, addr)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ids, err := db.DeleteUser(ctx, u.ID, time.Now)
-	if errors.Is(err, auth.ErrNotFound) {
-		return fmt.Errorf("no user with e-mail %s", addr)
-	}
-	if err != nil {
-		return fmt.Errorf("delete user: %w", err)
-	}
-	fmt.Fprintf(c.stdout, "deleted %s (%s) and revoked its %d sessions (running instances refuse its access tokens within about 1s)\n", addr, u.ID, len(ids))
-	return nil
+	return c.onUser(ctx, "user delete", args, func(db *store.DB, u *models.User, addr string) error {
+		ids, err := db.DeleteUser(ctx, u.ID, time.Now)
+		if errors.Is(err, auth.ErrNotFound) {
+			return fmt.Errorf("no user with e-mail %s", addr)
+		}
+		if err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "deleted %s (%s) and revoked its %d sessions (running instances refuse its access tokens within about 1s)\n", addr, u.ID, len(ids))
+		return nil
+	})
 }
 
 func (c *cli) purge(ctx context.Context, args []string) error {
