@@ -80,50 +80,45 @@ func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted i
 		}
 	}
 
-	// Then expired tokens of sessions that are still kept (a live session's rotation chain).
-	// (Deleted users go last, below: their sessions are gone by then.)
-	for {
-		if err := ctx.Err(); err != nil {
-			return deleted, err
-		}
-		var n int64
-		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
-			res := tx.Exec("DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at < ? LIMIT ?"+lock+")",
-				before, batch)
-			n = res.RowsAffected
-			return res.Error
-		})
-		if err != nil {
-			return deleted, fmt.Errorf("store: purge refresh tokens: %w", err)
-		}
+	// Then expired tokens of sessions that are still kept (a live session's rotation chain), and last
+	// the users deleted before before: their sessions were revoked at deletion, so they went above (or
+	// go now, by ON DELETE CASCADE, if one was never revoked).
+	for _, step := range []struct{ table, where, what string }{
+		{"refresh_tokens", "expires_at < ?", "refresh tokens"},
+		{"users", "deleted_at < ?", "deleted users"},
+	} {
+		n, err := db.purgeRows(ctx, step.table, step.where+" LIMIT ?"+lock, before, batch)
 		deleted += n
-		if n < int64(batch) {
-			break
-		}
-	}
-
-	// Finally users deleted before before: their sessions were revoked at deletion, so they went
-	// above (or go now, by ON DELETE CASCADE, if one was never revoked).
-	for {
-		if err := ctx.Err(); err != nil {
-			return deleted, err
-		}
-		var n int64
-		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
-			res := tx.Exec("DELETE FROM users WHERE id IN (SELECT id FROM users WHERE deleted_at < ? LIMIT ?"+lock+")",
-				before, batch)
-			n = res.RowsAffected
-			return res.Error
-		})
 		if err != nil {
-			return deleted, fmt.Errorf("store: purge deleted users: %w", err)
-		}
-		deleted += n
-		if n < int64(batch) {
-			break
+			return deleted, fmt.Errorf("store: purge %s: %w", step.what, err)
 		}
 	}
 	return deleted, nil
+}
+
+// purgeRows deletes the rows of table that where selects (its two parameters are before and batch; it
+// ends in LIMIT), one batch per short transaction, until a batch comes back short, and returns the
+// number of rows deleted.
+func (db *DB) purgeRows(ctx context.Context, table, where string, before time.Time, batch int) (int64, error) {
+	var deleted int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		var n int64
+		err := db.ctx(ctx).Transaction(func(tx *gorm.DB) error {
+			res := tx.Exec("DELETE FROM "+table+" WHERE id IN (SELECT id FROM "+table+" WHERE "+where+")", before, batch)
+			n = res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return deleted, err
+		}
+		deleted += n
+		if n < int64(batch) {
+			return deleted, nil
+		}
+	}
 }
 
 // DeleteUser deletes an account for good, as far as clients can tell: in one transaction (see
