@@ -20,6 +20,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Options configure one run; the flags map onto them one to one.
@@ -1040,86 +1043,38 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// prepareQuery gives an operation a name so that operationName can be sent: an anonymous
-// `{ … }` or `query { … }` becomes `query <name> { … }`; a named operation keeps its name. key is
-// the response key of the first root field (its alias, if any), "" when it cannot be told (the
-// selection starts with a fragment).
+// prepareQuery parses q with gqlparser and names its first operation so that operationName can be
+// sent: an anonymous `{ … }` becomes `query <name> { … }` (without what precedes it, which can only
+// be comments), `query { … }` becomes `query <name> { … }`; a named operation keeps its document
+// as is. key is the response key of the operation's first root field (its alias, if any), "" when
+// the selection starts with a fragment.
 func prepareQuery(q, name string) (doc, op, key string, err error) {
-	i := skipIgnored(q, 0)
-	switch {
-	case i >= len(q):
-		return "", "", "", errors.New("empty query")
-	case q[i] == '{':
-		doc, op = "query "+name+" "+q[i:], name
-	default:
-		kw, j := readName(q, i)
-		if kw != "query" && kw != "mutation" {
-			return "", "", "", fmt.Errorf("%q: want `{ … }` or `query Name { … }`", q)
-		}
-		k := skipIgnored(q, j)
-		if n, _ := readName(q, k); n != "" {
-			doc, op = q, n
-		} else {
-			doc, op = q[:j]+" "+name+q[j:], name
+	d, err := parser.ParseQuery(&ast.Source{Input: q})
+	if err != nil {
+		return "", "", "", err
+	}
+	if len(d.Operations) == 0 {
+		return "", "", "", fmt.Errorf("%q: no operation; want `{ … }` or `query Name { … }`", q)
+	}
+	o := d.Operations[0]
+	for _, f := range d.Fragments {
+		if f.Position.Start < o.Position.Start {
+			return "", "", "", fmt.Errorf("%q: want the operation before the fragments", q)
 		}
 	}
-	// The first root field: after the variable definitions, the first '{'.
-	depth, inString := 0, false
-	for i := 0; i < len(doc); i++ {
-		c := doc[i]
-		switch {
-		case inString:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case c == '{' && depth == 0:
-			key, _ = readName(doc, skipIgnored(doc, i+1))
-			if key == "" && !strings.HasPrefix(doc[skipIgnored(doc, i+1):], "...") {
-				return "", "", "", fmt.Errorf("%q: no field in the selection set", q)
-			}
-			return doc, op, key, nil
-		}
+	if o.Operation == ast.Subscription {
+		return "", "", "", fmt.Errorf("%q: want a query or a mutation", q)
 	}
-	return "", "", "", fmt.Errorf("%q: no selection set", q)
-}
-
-// skipIgnored skips GraphQL's ignored tokens (white space, commas, comments, BOM) from i.
-func skipIgnored(s string, i int) int {
-	for i < len(s) {
-		switch {
-		case s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == ',':
-			i++
-		case s[i] == '#':
-			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
-				i++
-			}
-		case strings.HasPrefix(s[i:], "\uFEFF"):
-			i += len("\uFEFF")
-		default:
-			return i
-		}
+	if f, ok := o.SelectionSet[0].(*ast.Field); ok {
+		key = f.Alias // the parser sets it to the name when there is no alias
 	}
-	return i
-}
-
-// readName reads a GraphQL name at i; "" if there is none.
-func readName(s string, i int) (string, int) {
-	j := i
-	for j < len(s) {
-		c := s[j]
-		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (j > i && c >= '0' && c <= '9') {
-			j++
-			continue
-		}
-		break
+	if o.Name != "" {
+		return q, o.Name, key, nil
 	}
-	return s[i:j], j
+	at := len(string([]rune(q)[:o.Position.Start])) // gqlparser counts runes, slices take bytes
+	if q[at] == '{' {
+		return "query " + name + " " + q[at:], name, key, nil
+	}
+	at += len(o.Operation) // after the keyword
+	return q[:at] + " " + name + q[at:], name, key, nil
 }

@@ -303,10 +303,19 @@ func TestPrepareQuery(t *testing.T) {
 		{"query Hello { hello }", "query Hello { hello }", "Hello", "hello"},
 		{`query P($id: ID! = "{x") { ping(id: $id) { id } }`, `query P($id: ID! = "{x") { ping(id: $id) { id } }`, "P", "ping"},
 		{"# c\n  { ...F } fragment F on Query { hello }", "query Trivial { ...F } fragment F on Query { hello }", "Trivial", ""},
+		{"# é\n{ ... on Query { hello } }", "query Trivial { ... on Query { hello } }", "Trivial", ""},
+		{"# é\nmutation { logout }", "# é\nmutation Trivial { logout }", "Trivial", "logout"},
+		{"query A { a } query B { b }", "query A { a } query B { b }", "A", "a"},
 	} {
 		doc, op, key, err := prepareQuery(c.in, "Trivial")
 		if err != nil || doc != c.doc || op != c.op || key != c.key {
 			t.Errorf("prepareQuery(%q) = %q, %q, %q, %v; want %q, %q, %q", c.in, doc, op, key, err, c.doc, c.op, c.key)
+		}
+	}
+	for _, q := range []string{"", "# only a comment", "{ hello", "{ }", "subscription { tick }",
+		"fragment F on Query { hello } { ...F }", "fragment F on Query { x }"} {
+		if doc, _, _, err := prepareQuery(q, "Trivial"); err == nil {
+			t.Errorf("prepareQuery(%q) = %q, want an error", q, doc)
 		}
 	}
 }
