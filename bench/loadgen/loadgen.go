@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -202,11 +201,6 @@ func validate(o *Options) error {
 	if !o.AllowRemote && !isLoopback(u.Hostname()) {
 		return usageErrorf("-url %q: host %q is not a loopback address (127.0.0.0/8, ::1, localhost); load tests target loopback only, pass -allow-remote to override", o.URL, u.Hostname())
 	}
-	if o.Scenario == "trivial" {
-		if _, _, _, err := prepareQuery(o.TrivialQuery, "Trivial"); err != nil {
-			return usageErrorf("-trivial-query: %v", err)
-		}
-	}
 	return nil
 }
 
@@ -231,9 +225,9 @@ type runner struct {
 	meBody      []byte
 	trivialBody []byte
 	trivialKey  string // response key the trivial query must produce ("" = any)
+	registerPre []byte // body without its variables (see credentialsBody)
 	refreshPre  []byte // body up to the value of variable t
 	logoutPre   []byte // body up to the value of variable t
-	registerPre []byte // body up to the e-mail's value
 	passwordJS  []byte // the password as a JSON string
 
 	measureStart time.Time
@@ -335,16 +329,14 @@ func Run(ctx context.Context, o Options, out, diag io.Writer) error {
 func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) {
 	u, _ := url.Parse(o.URL) // validated
 	tr := &http.Transport{
-		Proxy:                 nil, // loopback targets: never through a proxy
-		DialContext:           (&net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          o.Concurrency + 16,
-		MaxIdleConnsPerHost:   o.Concurrency + 16,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
-		TLSHandshakeTimeout:   o.Timeout,
-		ExpectContinueTimeout: 0,
+		// Proxy nil: loopback targets never go through a proxy. An empty TLSNextProto: HTTP/1.1 only.
+		DialContext:         (&net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        o.Concurrency + 16,
+		MaxIdleConnsPerHost: o.Concurrency + 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		TLSHandshakeTimeout: o.Timeout,
 	}
 	r := &runner{
 		o:    o,
@@ -354,41 +346,32 @@ func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) 
 		diag: diag,
 	}
 	r.passwordJS = appendJSONString(nil, o.Password)
-	r.meBody = encodeBody("Me", docMe, nil)
+	r.meBody = append(bodyPrefix("Me", docMe), '}')
+	r.registerPre = bodyPrefix("Register", docRegister)
 	r.refreshPre = append(bodyPrefix("Refresh", docRefresh), `,"variables":{"t":`...)
-	r.registerPre = append(bodyPrefix("Register", docRegister), `,"variables":{"i":{"email":`...)
 	r.logoutPre = append(bodyPrefix("Logout", docLogout), `,"variables":{"t":`...)
-	if r.usesAccounts() {
-		r.loginBodies = make([][]byte, o.Accounts)
-		for i := range r.loginBodies {
-			r.loginBodies[i] = r.credentialsBody(bodyPrefix("Login", docLogin), r.accountEmail(i))
-		}
-	}
-	if o.Scenario == "trivial" {
+	switch o.Scenario {
+	case "trivial":
 		doc, op, key, err := prepareQuery(o.TrivialQuery, "Trivial")
 		if err != nil {
 			return nil, usageErrorf("-trivial-query: %v", err)
 		}
-		r.trivialBody = encodeBody(op, doc, nil)
-		r.trivialKey = key
+		r.trivialBody, r.trivialKey = append(bodyPrefix(op, doc), '}'), key
+	case "me", "login", "refresh", "mixed": // the scenarios on the -accounts shared accounts
+		r.loginBodies = make([][]byte, o.Accounts)
+		pre := bodyPrefix("Login", docLogin)
+		for i := range r.loginBodies {
+			r.loginBodies[i] = r.credentialsBody(pre, r.accountEmail(i))
+		}
 	}
 	return r, nil
-}
-
-// usesAccounts tells whether the scenario works on the -accounts shared accounts.
-func (r *runner) usesAccounts() bool {
-	switch r.o.Scenario {
-	case "me", "login", "refresh", "mixed":
-		return true
-	}
-	return false
 }
 
 func (r *runner) accountEmail(i int) string {
 	return r.o.EmailPrefix + "-" + strconv.Itoa(i) + "@example.com"
 }
 
-// credentialsBody is prefix + `,"variables":{"i":{"email":…,"password":…}}}`.
+// credentialsBody appends `,"variables":{"i":{"email":…,"password":…}}}` to prefix.
 func (r *runner) credentialsBody(prefix []byte, email string) []byte {
 	b := append(prefix, `,"variables":{"i":{"email":`...)
 	b = appendJSONString(b, email)
@@ -431,8 +414,7 @@ func (r *runner) setup(vus []*vu) error {
 	var created, existing atomic.Int64
 	err := r.parallel(r.o.Accounts, func(i int, buf *bytes.Buffer) error {
 		email := r.accountEmail(i)
-		var p payload
-		code, msg, err := r.call(r.ctx, r.credentialsBody(bodyPrefix("Register", docRegister), email), nil, "register", &p, buf)
+		code, msg, err := r.call(r.ctx, r.credentialsBody(r.registerPre, email), nil, "register", nil, buf)
 		if err != nil {
 			return fmt.Errorf("registering %s: %w", email, err)
 		}
@@ -441,7 +423,7 @@ func (r *runner) setup(vus []*vu) error {
 			created.Add(1)
 			return nil
 		case "EMAIL_TAKEN":
-			code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", &p, buf)
+			code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", nil, buf)
 			if err != nil {
 				return fmt.Errorf("logging in as existing %s: %w", email, err)
 			}
@@ -503,10 +485,7 @@ func (r *runner) parallel(n int, f func(i int, buf *bytes.Buffer) error) error {
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
+	return context.Cause(ctx)
 }
 
 // payload is the part of an AuthPayload that chains need.
@@ -519,24 +498,13 @@ type payload struct {
 func (v *vu) login() error {
 	r := v.r
 	acct := v.id % r.o.Accounts
-	var p payload
-	code, msg, err := r.call(r.ctx, r.loginBodies[acct], nil, "login", &p, &v.buf)
-	if err != nil {
+	code, msg, err := v.pair(r.loginBodies[acct], "login")
+	switch {
+	case err != nil:
 		return fmt.Errorf("login as %s: %w", r.accountEmail(acct), err)
-	}
-	if code != "" {
+	case code == codeCookieMode && r.o.Scenario == "me": // me needs only the access token
+	case code != "":
 		return fmt.Errorf("login as %s failed with %s: %s", r.accountEmail(acct), code, msg)
-	}
-	if p.AccessToken == nil || *p.AccessToken == "" {
-		return fmt.Errorf("login as %s: no accessToken in the response", r.accountEmail(acct))
-	}
-	if (r.o.Scenario == "refresh" || r.o.Scenario == "mixed") && (p.RefreshToken == nil || *p.RefreshToken == "") {
-		return errors.New("login returned refreshToken: null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support; run the server without cookie mode")
-	}
-	v.auth = []string{"Bearer " + *p.AccessToken}
-	if p.RefreshToken != nil {
-		v.rt = *p.RefreshToken
-		v.firstR = v.rt
 	}
 	return nil
 }
@@ -629,7 +597,7 @@ func (v *vu) step() (o op, code, msg string, err error) {
 		code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", nil, &v.buf)
 	case "register":
 		o = opRegister
-		code, msg, err = v.register(nil)
+		code, msg, err = v.r.call(v.r.ctx, v.registerBody(), nil, "register", nil, &v.buf)
 	case "refresh":
 		o = opRefresh
 		code, msg, err = v.refresh()
@@ -647,10 +615,7 @@ func (v *vu) mixedStep() (o op, code, msg string, err error) {
 	o = v.journeyOp()
 	switch o {
 	case opRegister:
-		var p payload
-		if code, msg, err = v.register(&p); err == nil && code == "" {
-			code, msg = v.takePair(p)
-		}
+		code, msg, err = v.pair(v.registerBody(), "register")
 	case opLogin:
 		code, msg, err = v.journeyLogin()
 	case opMe:
@@ -696,26 +661,12 @@ func (v *vu) me() (code, msg string, err error) {
 	return v.r.call(v.r.ctx, v.r.meBody, v.auth, "me", nil, &v.buf)
 }
 
-// register registers a fresh e-mail, <prefix>-reg-<vu>-<seq>@example.com; into, if not nil,
-// receives the pair.
-func (v *vu) register(into *payload) (code, msg string, err error) {
-	r := v.r
+// registerBody is the body registering a fresh e-mail, <prefix>-reg-<vu>-<seq>@example.com.
+func (v *vu) registerBody() []byte {
 	v.seq++
-	b := append(v.body[:0], r.registerPre...)
-	b = append(b, '"')
-	b = append(b, r.o.EmailPrefix...)
-	b = append(b, "-reg-"...)
-	b = strconv.AppendInt(b, int64(v.id), 10)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, v.seq, 10)
-	b = append(b, `@example.com","password":`...)
-	b = append(b, r.passwordJS...)
-	b = append(b, "}}}"...)
-	v.body = b
-	if into == nil {
-		return r.call(r.ctx, b, nil, "register", nil, &v.buf)
-	}
-	return r.call(r.ctx, b, nil, "register", into, &v.buf)
+	email := v.r.o.EmailPrefix + "-reg-" + strconv.Itoa(v.id) + "-" + strconv.FormatInt(v.seq, 10) + "@example.com"
+	v.body = v.r.credentialsBody(append(v.body[:0], v.r.registerPre...), email)
+	return v.body
 }
 
 // journeyLogin logs in to a shared account (each journey of a VU the next one it owns, when there
@@ -723,73 +674,58 @@ func (v *vu) register(into *payload) (code, msg string, err error) {
 func (v *vu) journeyLogin() (code, msg string, err error) {
 	r := v.r
 	acct := (int64(v.id) + v.journeys*int64(r.o.Concurrency)) % int64(r.o.Accounts)
-	var p payload
-	code, msg, err = r.call(r.ctx, r.loginBodies[acct], nil, "login", &p, &v.buf)
-	if err != nil || code != "" {
-		return code, msg, err
-	}
-	code, msg = v.takePair(p)
-	return code, msg, nil
-}
-
-// takePair makes the pair of a login or register the VU's session.
-func (v *vu) takePair(p payload) (code, msg string) {
-	if p.AccessToken == nil || *p.AccessToken == "" {
-		return codeDecode, "no accessToken in the response"
-	}
-	if p.RefreshToken == nil || *p.RefreshToken == "" {
-		v.r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
-		return codeCookieMode, "refreshToken: null"
-	}
-	v.auth = []string{"Bearer " + *p.AccessToken}
-	v.rt = *p.RefreshToken
-	v.firstR = v.rt
-	return "", ""
+	return v.pair(r.loginBodies[acct], "login")
 }
 
 // refresh presents the VU's last refresh token (the login's with reuseFirstRefreshToken) and makes
 // the new pair its session.
 func (v *vu) refresh() (code, msg string, err error) {
-	r := v.r
 	tok := v.rt
-	if r.o.reuseFirstRefreshToken {
+	if v.r.o.reuseFirstRefreshToken {
 		tok = v.firstR
 	}
-	b := append(v.body[:0], r.refreshPre...)
-	b = appendJSONString(b, tok)
-	b = append(b, "}}"...)
-	v.body = b
-	var p payload
-	code, msg, err = r.call(r.ctx, b, nil, "refreshToken", &p, &v.buf)
-	if err != nil || code != "" {
-		return code, msg, err
-	}
-	if p.RefreshToken == nil || *p.RefreshToken == "" {
-		r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
-		return codeCookieMode, "refreshToken: null", nil
-	}
-	v.rt = *p.RefreshToken
-	if p.AccessToken != nil {
-		v.auth = []string{"Bearer " + *p.AccessToken}
-	}
-	return "", "", nil
+	return v.pair(v.tokenBody(v.r.refreshPre, tok), "refreshToken")
 }
 
 // logout ends the VU's session with its refresh token; the answer must be true.
 func (v *vu) logout() (code, msg string, err error) {
-	r := v.r
-	b := append(v.body[:0], r.logoutPre...)
-	b = appendJSONString(b, v.rt)
-	b = append(b, "}}"...)
-	v.body = b
 	var done bool
-	code, msg, err = r.call(r.ctx, b, nil, "logout", &done, &v.buf)
+	code, msg, err = v.r.call(v.r.ctx, v.tokenBody(v.r.logoutPre, v.rt), nil, "logout", &done, &v.buf)
 	if err != nil || code != "" {
 		return code, msg, err
 	}
 	v.auth, v.rt = nil, ""
 	if !done {
 		return codeDecode, "logout returned false", nil
+	}
+	return "", "", nil
+}
+
+// tokenBody is pre, the token as a JSON string and the closing braces.
+func (v *vu) tokenBody(pre []byte, tok string) []byte {
+	v.body = append(appendJSONString(append(v.body[:0], pre...), tok), "}}"...)
+	return v.body
+}
+
+// pair sends body, which answers data[key] with a token pair, and makes the pair the VU's session.
+// code is DECODE when the access token is missing, and COOKIE_MODE when the refresh token is: the
+// server then sends it in a cookie, which loadgen does not support.
+func (v *vu) pair(body []byte, key string) (code, msg string, err error) {
+	var p payload
+	code, msg, err = v.r.call(v.r.ctx, body, nil, key, &p, &v.buf)
+	switch {
+	case err != nil || code != "":
+		return code, msg, err
+	case p.AccessToken == nil || *p.AccessToken == "":
+		return codeDecode, "no accessToken in the response", nil
+	}
+	v.auth = []string{"Bearer " + *p.AccessToken}
+	if p.RefreshToken == nil || *p.RefreshToken == "" {
+		return codeCookieMode, "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support; run it without", nil
+	}
+	v.rt = *p.RefreshToken
+	if key != "refreshToken" {
+		v.firstR = v.rt // the first token of a new session, for reuseFirstRefreshToken
 	}
 	return "", "", nil
 }
@@ -1012,22 +948,12 @@ func round(x float64, digits int) float64 {
 	return math.Round(x*p) / p
 }
 
-// bodyPrefix is the JSON request body {"operationName":…,"query":…} without its closing brace.
+// bodyPrefix is the JSON request body {"operationName":…,"query":…} without its closing brace. Its
+// capacity is its length, so that every append copies it: the VUs share it.
 func bodyPrefix(op, doc string) []byte {
-	b := encodeBody(op, doc, nil)
-	return b[:len(b)-1]
-}
-
-func encodeBody(op, doc string, vars any) []byte {
-	b, err := json.Marshal(struct {
-		OperationName string `json:"operationName"`
-		Query         string `json:"query"`
-		Variables     any    `json:"variables,omitempty"`
-	}{op, doc, vars})
-	if err != nil {
-		panic(err)
-	}
-	return b
+	b := appendJSONString([]byte(`{"operationName":`), op)
+	b = append(b, `,"query":`...)
+	return slices.Clip(appendJSONString(b, doc))
 }
 
 // appendJSONString appends s as a JSON string; tokens (base64url, JWTs) take the fast path.

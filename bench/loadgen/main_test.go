@@ -168,10 +168,12 @@ func TestSharedAccountsReused(t *testing.T) {
 
 // TestRefreshChains: with no reuse grace, presenting any token but the last one received fails with
 // INVALID_REFRESH_TOKEN, so a clean run proves that every refresh used the token it got last. The
-// control run reuses the login's token and must fail.
+// control run reuses the login's token and must fail. A request cap, not a duration, bounds the runs,
+// so that a slow machine still sends enough requests.
 func TestRefreshChains(t *testing.T) {
 	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
 	o := baseOptions(url, "refresh")
+	o.Duration, o.Requests = time.Minute, 40
 	res := run(t, o)
 	checkClean(t, res)
 	if res.OK < 8 {
@@ -399,7 +401,8 @@ func TestMixedBrokenChainEndsJourney(t *testing.T) {
 	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
 	o := baseOptions(url, "mixed")
 	o.RegisterEvery, o.MixedMe, o.MixedRefresh = 0, 0, 2
-	o.reuseFirstRefreshToken = true // the second refresh of a chain presents a retired token
+	o.Duration, o.Requests = time.Minute, 80 // enough journeys however slow the machine
+	o.reuseFirstRefreshToken = true          // the second refresh of a chain presents a retired token
 	res := run(t, o)
 	ops := res.Ops
 	if ops["refresh"].Errors["INVALID_REFRESH_TOKEN"] == 0 || ops["logout"].OK != 0 || ops["login"].OK == 0 {
