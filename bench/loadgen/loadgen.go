@@ -878,13 +878,7 @@ func (r *runner) result(vus []*vu, end time.Time) Result {
 	if r.o.Scenario == "mixed" {
 		res.Ops = map[string]OpStats{}
 	}
-	n := 0
-	for _, v := range vus {
-		for o := range numOps {
-			n += len(v.lat[o])
-		}
-	}
-	lat := make([]time.Duration, 0, n)
+	var lat []time.Duration
 	for o := range numOps {
 		from := len(lat)
 		errs := map[string]int64{}

@@ -80,13 +80,19 @@ func run(t *testing.T, o Options) Result {
 		t.Fatalf("stdout is not exactly one line: %q", line)
 	}
 	var res Result
-	dec := json.NewDecoder(strings.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&res); err != nil {
-		t.Fatalf("decoding %q: %v", line, err)
-	}
+	mustDecode(t, line, &res)
 	t.Logf("%s\nstderr:\n%s", strings.TrimSpace(line), diag.String())
 	return res
+}
+
+// mustDecode decodes the JSON line into v; a field that v does not have is an error.
+func mustDecode(t *testing.T, line string, v any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding %q: %v", line, err)
+	}
 }
 
 func checkClean(t *testing.T, res Result) {
@@ -430,21 +436,13 @@ func TestWindows(t *testing.T) {
 		t.Fatalf("%d lines: want at least 2 window lines and the result", len(lines))
 	}
 	var res Result
-	dec := json.NewDecoder(strings.NewReader(lines[len(lines)-1]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&res); err != nil {
-		t.Fatalf("last line: %v", err)
-	}
+	mustDecode(t, lines[len(lines)-1], &res)
 	checkClean(t, res)
 	var ok int64
 	lastT := 0.0
 	for i, l := range lines[:len(lines)-1] {
 		var w Window
-		dec := json.NewDecoder(strings.NewReader(l))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&w); err != nil {
-			t.Fatalf("line %d: %v", i+1, err)
-		}
+		mustDecode(t, l, &w)
 		if w.Kind != "window" || w.Label != "win" || w.Window != i+1 || w.TS <= lastT || w.DurationS <= 0 || w.Errors == nil {
 			t.Errorf("window line %d: %+v", i+1, w)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,21 +20,20 @@ import (
 	"time"
 )
 
-// reportFuncs are the helpers of the report templates: fixed-point numbers and error cells.
-var reportFuncs = template.FuncMap{
+// templateFiles holds the Markdown templates of the reports.
+//
+//go:embed templates/*.tmpl
+var templateFiles embed.FS
+
+// reports are the parsed templates: summary.md.tmpl renders []summaryRow, soak.md.tmpl a
+// soakReport. f0, f1 and f2 print a number with that many decimals.
+var reports = template.Must(template.New("").Funcs(template.FuncMap{
 	"f0":     func(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) },
 	"f1":     func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) },
 	"f2":     func(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) },
 	"errors": errorsCell,
 	"join":   strings.Join,
-}
-
-// summaryTemplate renders the rows of summarize.
-var summaryTemplate = template.Must(template.New("summary").Funcs(reportFuncs).Parse(
-	`| scenario | server | runs | req/s (median) | p50 ms | p99 ms | errors |
-|---|---|---|---|---|---|---|
-{{range .}}| {{.Scenario}} | {{.Server}} | {{.Runs}} | {{f0 .RPS}} | {{f2 .P50}} | {{f2 .P99}} | {{.Errors}} |
-{{end}}`))
+}).ParseFS(templateFiles, "templates/*.tmpl"))
 
 // summaryRow is one server and scenario of the summary: medians over its rounds, errors summed.
 type summaryRow struct {
@@ -90,7 +90,7 @@ func summarize(path string, w io.Writer) error {
 			rows[i].Errors = string(b)
 		}
 	}
-	return summaryTemplate.Execute(w, rows)
+	return reports.ExecuteTemplate(w, "summary.md.tmpl", rows)
 }
 
 // readRunLines reads the window and result lines of loadgen runs, in order; blank lines are skipped.
@@ -223,47 +223,7 @@ type soakHeader struct {
 	Commit, Duration, Note string
 }
 
-// soakTemplate renders a soakReport.
-var soakTemplate = template.Must(template.New("soak").Funcs(reportFuncs).Parse(
-	`# Soak run{{with .Res}}: {{.Scenario}}, c={{.Concurrency}}{{end}}
-
-{{if not .Start.IsZero}}- Date: {{.Start.UTC.Format "2006-01-02 15:04:05 MST"}} (measure start)
-{{end}}{{with .Commit}}- Commit: {{.}}
-{{end}}{{with .Res -}}
-- Load: ` + "`loadgen -scenario {{.Scenario}}`" + `, C={{.Concurrency}}, {{with $.Duration}}DURATION={{.}}, {{end}}measured {{f1 .DurationS}} s
-{{- with $.Windows}}, windows of {{f0 (index . 0).DurationS}} s{{end}}, {{.Accounts}} shared accounts
-{{else}}- **No result line: the load run did not finish** (DURATION={{.Duration}})
-{{end}}{{with .Note}}- {{.}}
-{{end}}
-## Per window
-
-Load columns: the requests that completed in the window (all operations). Server columns: the sample taken at about the window's end (t of the sample in brackets).
-
-| t (s) | req/s | p50 ms | p99 ms | max ms | errors | RSS MiB | goroutines | DB pool in use / open | PG backends |
-|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|
-{{range .Windows}}| {{f0 .TS}} | {{f0 .RPS}} | {{f2 .LatencyMS.P50}} | {{f2 .LatencyMS.P99}} | {{f2 .LatencyMS.Max}} | {{errors .Errors}} | {{join .Server " | "}} |
-{{else}}| (no window lines) | | | | | | | | | |
-{{end}}{{with .Res}}
-## Totals
-
-- Requests OK: {{.OK}} in {{f1 .DurationS}} s ({{f0 .RPS}} req/s); latency ms p50 {{f2 .LatencyMS.P50}}, p90 {{f2 .LatencyMS.P90}}, p99 {{f2 .LatencyMS.P99}}, max {{f2 .LatencyMS.Max}}
-- Errors: {{with $.ErrorCount}}{{.}} ({{errors $.Res.Errors}}){{else}}none{{end}}
-{{with $.Ops}}
-| operation | ok | errors | p50 ms | p99 ms |
-|---|---:|---|---:|---:|
-{{range .}}| {{.Name}} | {{.OK}} | {{errors .Errors}} | {{f2 .P50}} | {{f2 .P99}} |
-{{end}}{{end}}{{end}}
-## Server at start, end and idle
-
-start: before the load tool started; end: right after it exited; idle: 10 s later.
-
-| sample | t (s) | RSS MiB | goroutines | DB pool in use / open | PG backends |
-|---|---:|---:|---:|---:|---:|
-{{range .Samples}}| {{.Label}} | {{f0 .T}} | {{join .Cells " | "}} |
-{{end}}{{range .Deltas}}| {{.Label}} − start | | {{.RSS}} | {{.Goroutines}} | | {{.PGBackends}} |
-{{end}}`))
-
-// soakReport is what soakTemplate shows: the run's lines joined with the server samples.
+// soakReport is what soak.md.tmpl shows: the run's lines joined with the server samples.
 type soakReport struct {
 	soakHeader
 	Res        *Result   // nil when the run printed no result line
@@ -345,7 +305,7 @@ func writeSoakReport(w io.Writer, h soakHeader, windows []Window, res *Result, s
 			}
 		}
 	}
-	return soakTemplate.Execute(w, rep)
+	return reports.ExecuteTemplate(w, "soak.md.tmpl", rep)
 }
 
 // nearestSample is the index of the unused sample (start and idle excluded) taken closest to the
