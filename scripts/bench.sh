@@ -3,8 +3,8 @@
 # refresh (bench/refresh.pgbench; its p50 column is pgbench's average latency), and (when they answer)
 # the two comparison servers of ../shared/bench/peers (start them as their README says: node-apollo on
 # 127.0.0.1:4001, gqlgen-baseline on 127.0.0.1:4002). Servers are measured in turns (A B C D, A B C D,
-# …) so that machine noise spreads evenly; each run prints one JSON line (cmd/loadgen), appended to
-# $OUT. Summarise with: go run ./cmd/loadgen -summarize "$OUT".
+# …) so that machine noise spreads evenly; each run prints one JSON line (bench/loadgen), appended to
+# $OUT. Summarise with: go run ./bench/loadgen -summarize "$OUT".
 #
 #   scripts/bench.sh                     # all scenarios, c=16, 10 s, 3 rounds
 #   ROUNDS=1 DURATION=3s scripts/bench.sh me trivial
@@ -27,7 +27,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 go build -o "$work/server" ./cmd/server
-go build -o "$work/loadgen" ./cmd/loadgen
+go build -o "$work/loadgen" ./bench/loadgen
 
 psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS bench_gqlauth" -qc "CREATE DATABASE bench_gqlauth" >/dev/null
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/server" ./cmd/server
-go build -o "$work/loadgen" ./cmd/loadgen
+go build -o "$work/loadgen" ./bench/loadgen
 addr=127.0.0.1:18093
 
 start=$(date +%s%N)

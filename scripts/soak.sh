@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak test: the server (production settings) on Postgres under DURATION of mixed traffic at
-# concurrency C: cmd/loadgen -scenario mixed, where every virtual user repeats a journey of register
+# concurrency C: bench/loadgen -scenario mixed, where every virtual user repeats a journey of register
 # (1 in 4) or login, 8 × me, 3 × (refreshToken, me) and logout. Every INTERVAL loadgen prints a window
 # line (req/s, p50/p99/max, errors by code); right after each one, before the load, right after it and
 # 10 s later (idle) the script samples the server: RSS, goroutines, DB pool connections in use / open
@@ -20,7 +20,7 @@
 # recovery. Postgres is started again whatever happens (the exit trap). Needs root and pg_ctlcluster.
 #
 # Next to $OUT it keeps the raw data: <OUT without .md>.jsonl (loadgen's lines), .samples.tsv, .server.log
-# and .loadgen.log; re-render the report with go run ./cmd/loadgen -soak-report <jsonl> <samples.tsv>.
+# and .loadgen.log; re-render the report with go run ./bench/loadgen -soak-report <jsonl> <samples.tsv>.
 # Loopback only (server and Postgres); bounded: setup, 5 s warm-up, DURATION, 10 s idle. Needs Postgres at
 # $PG (database soak_gqlauth is dropped and created anew), psql and curl.
 set -euo pipefail
@@ -65,7 +65,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/server" ./cmd/server
-go build -o "$work/loadgen" ./cmd/loadgen
+go build -o "$work/loadgen" ./bench/loadgen
 mkdir -p "$work/keys" "$work/data"
 JWT_KEYS_DIR="$work/keys" go run ./cmd/authctl keys rotate >/dev/null
 

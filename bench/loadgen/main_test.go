@@ -80,13 +80,19 @@ func run(t *testing.T, o Options) Result {
 		t.Fatalf("stdout is not exactly one line: %q", line)
 	}
 	var res Result
-	dec := json.NewDecoder(strings.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&res); err != nil {
-		t.Fatalf("decoding %q: %v", line, err)
-	}
+	mustDecode(t, line, &res)
 	t.Logf("%s\nstderr:\n%s", strings.TrimSpace(line), diag.String())
 	return res
+}
+
+// mustDecode decodes the JSON line into v; a field that v does not have is an error.
+func mustDecode(t *testing.T, line string, v any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding %q: %v", line, err)
+	}
 }
 
 func checkClean(t *testing.T, res Result) {
@@ -168,10 +174,12 @@ func TestSharedAccountsReused(t *testing.T) {
 
 // TestRefreshChains: with no reuse grace, presenting any token but the last one received fails with
 // INVALID_REFRESH_TOKEN, so a clean run proves that every refresh used the token it got last. The
-// control run reuses the login's token and must fail.
+// control run reuses the login's token and must fail. A request cap, not a duration, bounds the runs,
+// so that a slow machine still sends enough requests.
 func TestRefreshChains(t *testing.T) {
 	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
 	o := baseOptions(url, "refresh")
+	o.Duration, o.Requests = time.Minute, 40
 	res := run(t, o)
 	checkClean(t, res)
 	if res.OK < 8 {
@@ -303,10 +311,19 @@ func TestPrepareQuery(t *testing.T) {
 		{"query Hello { hello }", "query Hello { hello }", "Hello", "hello"},
 		{`query P($id: ID! = "{x") { ping(id: $id) { id } }`, `query P($id: ID! = "{x") { ping(id: $id) { id } }`, "P", "ping"},
 		{"# c\n  { ...F } fragment F on Query { hello }", "query Trivial { ...F } fragment F on Query { hello }", "Trivial", ""},
+		{"# é\n{ ... on Query { hello } }", "query Trivial { ... on Query { hello } }", "Trivial", ""},
+		{"# é\nmutation { logout }", "# é\nmutation Trivial { logout }", "Trivial", "logout"},
+		{"query A { a } query B { b }", "query A { a } query B { b }", "A", "a"},
 	} {
 		doc, op, key, err := prepareQuery(c.in, "Trivial")
 		if err != nil || doc != c.doc || op != c.op || key != c.key {
 			t.Errorf("prepareQuery(%q) = %q, %q, %q, %v; want %q, %q, %q", c.in, doc, op, key, err, c.doc, c.op, c.key)
+		}
+	}
+	for _, q := range []string{"", "# only a comment", "{ hello", "{ }", "subscription { tick }",
+		"fragment F on Query { hello } { ...F }", "fragment F on Query { x }"} {
+		if doc, _, _, err := prepareQuery(q, "Trivial"); err == nil {
+			t.Errorf("prepareQuery(%q) = %q, want an error", q, doc)
 		}
 	}
 }
@@ -390,7 +407,8 @@ func TestMixedBrokenChainEndsJourney(t *testing.T) {
 	url := newServer(t, map[string]string{"REFRESH_REUSE_GRACE": "0s"})
 	o := baseOptions(url, "mixed")
 	o.RegisterEvery, o.MixedMe, o.MixedRefresh = 0, 0, 2
-	o.reuseFirstRefreshToken = true // the second refresh of a chain presents a retired token
+	o.Duration, o.Requests = time.Minute, 80 // enough journeys however slow the machine
+	o.reuseFirstRefreshToken = true          // the second refresh of a chain presents a retired token
 	res := run(t, o)
 	ops := res.Ops
 	if ops["refresh"].Errors["INVALID_REFRESH_TOKEN"] == 0 || ops["logout"].OK != 0 || ops["login"].OK == 0 {
@@ -418,21 +436,13 @@ func TestWindows(t *testing.T) {
 		t.Fatalf("%d lines: want at least 2 window lines and the result", len(lines))
 	}
 	var res Result
-	dec := json.NewDecoder(strings.NewReader(lines[len(lines)-1]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&res); err != nil {
-		t.Fatalf("last line: %v", err)
-	}
+	mustDecode(t, lines[len(lines)-1], &res)
 	checkClean(t, res)
 	var ok int64
 	lastT := 0.0
 	for i, l := range lines[:len(lines)-1] {
 		var w Window
-		dec := json.NewDecoder(strings.NewReader(l))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&w); err != nil {
-			t.Fatalf("line %d: %v", i+1, err)
-		}
+		mustDecode(t, l, &w)
 		if w.Kind != "window" || w.Label != "win" || w.Window != i+1 || w.TS <= lastT || w.DurationS <= 0 || w.Errors == nil {
 			t.Errorf("window line %d: %+v", i+1, w)
 		}

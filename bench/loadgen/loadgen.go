@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -20,6 +19,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // Options configure one run; the flags map onto them one to one.
@@ -199,11 +201,6 @@ func validate(o *Options) error {
 	if !o.AllowRemote && !isLoopback(u.Hostname()) {
 		return usageErrorf("-url %q: host %q is not a loopback address (127.0.0.0/8, ::1, localhost); load tests target loopback only, pass -allow-remote to override", o.URL, u.Hostname())
 	}
-	if o.Scenario == "trivial" {
-		if _, _, _, err := prepareQuery(o.TrivialQuery, "Trivial"); err != nil {
-			return usageErrorf("-trivial-query: %v", err)
-		}
-	}
 	return nil
 }
 
@@ -228,9 +225,9 @@ type runner struct {
 	meBody      []byte
 	trivialBody []byte
 	trivialKey  string // response key the trivial query must produce ("" = any)
+	registerPre []byte // body without its variables (see credentialsBody)
 	refreshPre  []byte // body up to the value of variable t
 	logoutPre   []byte // body up to the value of variable t
-	registerPre []byte // body up to the e-mail's value
 	passwordJS  []byte // the password as a JSON string
 
 	measureStart time.Time
@@ -332,16 +329,14 @@ func Run(ctx context.Context, o Options, out, diag io.Writer) error {
 func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) {
 	u, _ := url.Parse(o.URL) // validated
 	tr := &http.Transport{
-		Proxy:                 nil, // loopback targets: never through a proxy
-		DialContext:           (&net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          o.Concurrency + 16,
-		MaxIdleConnsPerHost:   o.Concurrency + 16,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
-		TLSHandshakeTimeout:   o.Timeout,
-		ExpectContinueTimeout: 0,
+		// Proxy nil: loopback targets never go through a proxy. An empty TLSNextProto: HTTP/1.1 only.
+		DialContext:         (&net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        o.Concurrency + 16,
+		MaxIdleConnsPerHost: o.Concurrency + 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		TLSHandshakeTimeout: o.Timeout,
 	}
 	r := &runner{
 		o:    o,
@@ -351,41 +346,32 @@ func newRunner(ctx context.Context, o Options, diag io.Writer) (*runner, error) 
 		diag: diag,
 	}
 	r.passwordJS = appendJSONString(nil, o.Password)
-	r.meBody = encodeBody("Me", docMe, nil)
+	r.meBody = append(bodyPrefix("Me", docMe), '}')
+	r.registerPre = bodyPrefix("Register", docRegister)
 	r.refreshPre = append(bodyPrefix("Refresh", docRefresh), `,"variables":{"t":`...)
-	r.registerPre = append(bodyPrefix("Register", docRegister), `,"variables":{"i":{"email":`...)
 	r.logoutPre = append(bodyPrefix("Logout", docLogout), `,"variables":{"t":`...)
-	if r.usesAccounts() {
-		r.loginBodies = make([][]byte, o.Accounts)
-		for i := range r.loginBodies {
-			r.loginBodies[i] = r.credentialsBody(bodyPrefix("Login", docLogin), r.accountEmail(i))
-		}
-	}
-	if o.Scenario == "trivial" {
+	switch o.Scenario {
+	case "trivial":
 		doc, op, key, err := prepareQuery(o.TrivialQuery, "Trivial")
 		if err != nil {
 			return nil, usageErrorf("-trivial-query: %v", err)
 		}
-		r.trivialBody = encodeBody(op, doc, nil)
-		r.trivialKey = key
+		r.trivialBody, r.trivialKey = append(bodyPrefix(op, doc), '}'), key
+	case "me", "login", "refresh", "mixed": // the scenarios on the -accounts shared accounts
+		r.loginBodies = make([][]byte, o.Accounts)
+		pre := bodyPrefix("Login", docLogin)
+		for i := range r.loginBodies {
+			r.loginBodies[i] = r.credentialsBody(pre, r.accountEmail(i))
+		}
 	}
 	return r, nil
-}
-
-// usesAccounts tells whether the scenario works on the -accounts shared accounts.
-func (r *runner) usesAccounts() bool {
-	switch r.o.Scenario {
-	case "me", "login", "refresh", "mixed":
-		return true
-	}
-	return false
 }
 
 func (r *runner) accountEmail(i int) string {
 	return r.o.EmailPrefix + "-" + strconv.Itoa(i) + "@example.com"
 }
 
-// credentialsBody is prefix + `,"variables":{"i":{"email":…,"password":…}}}`.
+// credentialsBody appends `,"variables":{"i":{"email":…,"password":…}}}` to prefix.
 func (r *runner) credentialsBody(prefix []byte, email string) []byte {
 	b := append(prefix, `,"variables":{"i":{"email":`...)
 	b = appendJSONString(b, email)
@@ -428,8 +414,7 @@ func (r *runner) setup(vus []*vu) error {
 	var created, existing atomic.Int64
 	err := r.parallel(r.o.Accounts, func(i int, buf *bytes.Buffer) error {
 		email := r.accountEmail(i)
-		var p payload
-		code, msg, err := r.call(r.ctx, r.credentialsBody(bodyPrefix("Register", docRegister), email), nil, "register", &p, buf)
+		code, msg, err := r.call(r.ctx, r.credentialsBody(r.registerPre, email), nil, "register", nil, buf)
 		if err != nil {
 			return fmt.Errorf("registering %s: %w", email, err)
 		}
@@ -438,7 +423,7 @@ func (r *runner) setup(vus []*vu) error {
 			created.Add(1)
 			return nil
 		case "EMAIL_TAKEN":
-			code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", &p, buf)
+			code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", nil, buf)
 			if err != nil {
 				return fmt.Errorf("logging in as existing %s: %w", email, err)
 			}
@@ -500,10 +485,7 @@ func (r *runner) parallel(n int, f func(i int, buf *bytes.Buffer) error) error {
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
+	return context.Cause(ctx)
 }
 
 // payload is the part of an AuthPayload that chains need.
@@ -516,24 +498,13 @@ type payload struct {
 func (v *vu) login() error {
 	r := v.r
 	acct := v.id % r.o.Accounts
-	var p payload
-	code, msg, err := r.call(r.ctx, r.loginBodies[acct], nil, "login", &p, &v.buf)
-	if err != nil {
+	code, msg, err := v.pair(r.loginBodies[acct], "login")
+	switch {
+	case err != nil:
 		return fmt.Errorf("login as %s: %w", r.accountEmail(acct), err)
-	}
-	if code != "" {
+	case code == codeCookieMode && r.o.Scenario == "me": // me needs only the access token
+	case code != "":
 		return fmt.Errorf("login as %s failed with %s: %s", r.accountEmail(acct), code, msg)
-	}
-	if p.AccessToken == nil || *p.AccessToken == "" {
-		return fmt.Errorf("login as %s: no accessToken in the response", r.accountEmail(acct))
-	}
-	if (r.o.Scenario == "refresh" || r.o.Scenario == "mixed") && (p.RefreshToken == nil || *p.RefreshToken == "") {
-		return errors.New("login returned refreshToken: null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support; run the server without cookie mode")
-	}
-	v.auth = []string{"Bearer " + *p.AccessToken}
-	if p.RefreshToken != nil {
-		v.rt = *p.RefreshToken
-		v.firstR = v.rt
 	}
 	return nil
 }
@@ -626,7 +597,7 @@ func (v *vu) step() (o op, code, msg string, err error) {
 		code, msg, err = r.call(r.ctx, r.loginBodies[i], nil, "login", nil, &v.buf)
 	case "register":
 		o = opRegister
-		code, msg, err = v.register(nil)
+		code, msg, err = v.r.call(v.r.ctx, v.registerBody(), nil, "register", nil, &v.buf)
 	case "refresh":
 		o = opRefresh
 		code, msg, err = v.refresh()
@@ -644,10 +615,7 @@ func (v *vu) mixedStep() (o op, code, msg string, err error) {
 	o = v.journeyOp()
 	switch o {
 	case opRegister:
-		var p payload
-		if code, msg, err = v.register(&p); err == nil && code == "" {
-			code, msg = v.takePair(p)
-		}
+		code, msg, err = v.pair(v.registerBody(), "register")
 	case opLogin:
 		code, msg, err = v.journeyLogin()
 	case opMe:
@@ -693,26 +661,12 @@ func (v *vu) me() (code, msg string, err error) {
 	return v.r.call(v.r.ctx, v.r.meBody, v.auth, "me", nil, &v.buf)
 }
 
-// register registers a fresh e-mail, <prefix>-reg-<vu>-<seq>@example.com; into, if not nil,
-// receives the pair.
-func (v *vu) register(into *payload) (code, msg string, err error) {
-	r := v.r
+// registerBody is the body registering a fresh e-mail, <prefix>-reg-<vu>-<seq>@example.com.
+func (v *vu) registerBody() []byte {
 	v.seq++
-	b := append(v.body[:0], r.registerPre...)
-	b = append(b, '"')
-	b = append(b, r.o.EmailPrefix...)
-	b = append(b, "-reg-"...)
-	b = strconv.AppendInt(b, int64(v.id), 10)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, v.seq, 10)
-	b = append(b, `@example.com","password":`...)
-	b = append(b, r.passwordJS...)
-	b = append(b, "}}}"...)
-	v.body = b
-	if into == nil {
-		return r.call(r.ctx, b, nil, "register", nil, &v.buf)
-	}
-	return r.call(r.ctx, b, nil, "register", into, &v.buf)
+	email := v.r.o.EmailPrefix + "-reg-" + strconv.Itoa(v.id) + "-" + strconv.FormatInt(v.seq, 10) + "@example.com"
+	v.body = v.r.credentialsBody(append(v.body[:0], v.r.registerPre...), email)
+	return v.body
 }
 
 // journeyLogin logs in to a shared account (each journey of a VU the next one it owns, when there
@@ -720,73 +674,58 @@ func (v *vu) register(into *payload) (code, msg string, err error) {
 func (v *vu) journeyLogin() (code, msg string, err error) {
 	r := v.r
 	acct := (int64(v.id) + v.journeys*int64(r.o.Concurrency)) % int64(r.o.Accounts)
-	var p payload
-	code, msg, err = r.call(r.ctx, r.loginBodies[acct], nil, "login", &p, &v.buf)
-	if err != nil || code != "" {
-		return code, msg, err
-	}
-	code, msg = v.takePair(p)
-	return code, msg, nil
-}
-
-// takePair makes the pair of a login or register the VU's session.
-func (v *vu) takePair(p payload) (code, msg string) {
-	if p.AccessToken == nil || *p.AccessToken == "" {
-		return codeDecode, "no accessToken in the response"
-	}
-	if p.RefreshToken == nil || *p.RefreshToken == "" {
-		v.r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
-		return codeCookieMode, "refreshToken: null"
-	}
-	v.auth = []string{"Bearer " + *p.AccessToken}
-	v.rt = *p.RefreshToken
-	v.firstR = v.rt
-	return "", ""
+	return v.pair(r.loginBodies[acct], "login")
 }
 
 // refresh presents the VU's last refresh token (the login's with reuseFirstRefreshToken) and makes
 // the new pair its session.
 func (v *vu) refresh() (code, msg string, err error) {
-	r := v.r
 	tok := v.rt
-	if r.o.reuseFirstRefreshToken {
+	if v.r.o.reuseFirstRefreshToken {
 		tok = v.firstR
 	}
-	b := append(v.body[:0], r.refreshPre...)
-	b = appendJSONString(b, tok)
-	b = append(b, "}}"...)
-	v.body = b
-	var p payload
-	code, msg, err = r.call(r.ctx, b, nil, "refreshToken", &p, &v.buf)
-	if err != nil || code != "" {
-		return code, msg, err
-	}
-	if p.RefreshToken == nil || *p.RefreshToken == "" {
-		r.logOnce("cookie", "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support")
-		return codeCookieMode, "refreshToken: null", nil
-	}
-	v.rt = *p.RefreshToken
-	if p.AccessToken != nil {
-		v.auth = []string{"Bearer " + *p.AccessToken}
-	}
-	return "", "", nil
+	return v.pair(v.tokenBody(v.r.refreshPre, tok), "refreshToken")
 }
 
 // logout ends the VU's session with its refresh token; the answer must be true.
 func (v *vu) logout() (code, msg string, err error) {
-	r := v.r
-	b := append(v.body[:0], r.logoutPre...)
-	b = appendJSONString(b, v.rt)
-	b = append(b, "}}"...)
-	v.body = b
 	var done bool
-	code, msg, err = r.call(r.ctx, b, nil, "logout", &done, &v.buf)
+	code, msg, err = v.r.call(v.r.ctx, v.tokenBody(v.r.logoutPre, v.rt), nil, "logout", &done, &v.buf)
 	if err != nil || code != "" {
 		return code, msg, err
 	}
 	v.auth, v.rt = nil, ""
 	if !done {
 		return codeDecode, "logout returned false", nil
+	}
+	return "", "", nil
+}
+
+// tokenBody is pre, the token as a JSON string and the closing braces.
+func (v *vu) tokenBody(pre []byte, tok string) []byte {
+	v.body = append(appendJSONString(append(v.body[:0], pre...), tok), "}}"...)
+	return v.body
+}
+
+// pair sends body, which answers data[key] with a token pair, and makes the pair the VU's session.
+// code is DECODE when the access token is missing, and COOKIE_MODE when the refresh token is: the
+// server then sends it in a cookie, which loadgen does not support.
+func (v *vu) pair(body []byte, key string) (code, msg string, err error) {
+	var p payload
+	code, msg, err = v.r.call(v.r.ctx, body, nil, key, &p, &v.buf)
+	switch {
+	case err != nil || code != "":
+		return code, msg, err
+	case p.AccessToken == nil || *p.AccessToken == "":
+		return codeDecode, "no accessToken in the response", nil
+	}
+	v.auth = []string{"Bearer " + *p.AccessToken}
+	if p.RefreshToken == nil || *p.RefreshToken == "" {
+		return codeCookieMode, "refreshToken came back null: the server is in cookie mode (REFRESH_TOKEN_COOKIE=true), which loadgen does not support; run it without", nil
+	}
+	v.rt = *p.RefreshToken
+	if key != "refreshToken" {
+		v.firstR = v.rt // the first token of a new session, for reuseFirstRefreshToken
 	}
 	return "", "", nil
 }
@@ -939,13 +878,7 @@ func (r *runner) result(vus []*vu, end time.Time) Result {
 	if r.o.Scenario == "mixed" {
 		res.Ops = map[string]OpStats{}
 	}
-	n := 0
-	for _, v := range vus {
-		for o := range numOps {
-			n += len(v.lat[o])
-		}
-	}
-	lat := make([]time.Duration, 0, n)
+	var lat []time.Duration
 	for o := range numOps {
 		from := len(lat)
 		errs := map[string]int64{}
@@ -1009,22 +942,12 @@ func round(x float64, digits int) float64 {
 	return math.Round(x*p) / p
 }
 
-// bodyPrefix is the JSON request body {"operationName":…,"query":…} without its closing brace.
+// bodyPrefix is the JSON request body {"operationName":…,"query":…} without its closing brace. Its
+// capacity is its length, so that every append copies it: the VUs share it.
 func bodyPrefix(op, doc string) []byte {
-	b := encodeBody(op, doc, nil)
-	return b[:len(b)-1]
-}
-
-func encodeBody(op, doc string, vars any) []byte {
-	b, err := json.Marshal(struct {
-		OperationName string `json:"operationName"`
-		Query         string `json:"query"`
-		Variables     any    `json:"variables,omitempty"`
-	}{op, doc, vars})
-	if err != nil {
-		panic(err)
-	}
-	return b
+	b := appendJSONString([]byte(`{"operationName":`), op)
+	b = append(b, `,"query":`...)
+	return slices.Clip(appendJSONString(b, doc))
 }
 
 // appendJSONString appends s as a JSON string; tokens (base64url, JWTs) take the fast path.
@@ -1040,86 +963,38 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// prepareQuery gives an operation a name so that operationName can be sent: an anonymous
-// `{ … }` or `query { … }` becomes `query <name> { … }`; a named operation keeps its name. key is
-// the response key of the first root field (its alias, if any), "" when it cannot be told (the
-// selection starts with a fragment).
+// prepareQuery parses q with gqlparser and names its first operation so that operationName can be
+// sent: an anonymous `{ … }` becomes `query <name> { … }` (without what precedes it, which can only
+// be comments), `query { … }` becomes `query <name> { … }`; a named operation keeps its document
+// as is. key is the response key of the operation's first root field (its alias, if any), "" when
+// the selection starts with a fragment.
 func prepareQuery(q, name string) (doc, op, key string, err error) {
-	i := skipIgnored(q, 0)
-	switch {
-	case i >= len(q):
-		return "", "", "", errors.New("empty query")
-	case q[i] == '{':
-		doc, op = "query "+name+" "+q[i:], name
-	default:
-		kw, j := readName(q, i)
-		if kw != "query" && kw != "mutation" {
-			return "", "", "", fmt.Errorf("%q: want `{ … }` or `query Name { … }`", q)
-		}
-		k := skipIgnored(q, j)
-		if n, _ := readName(q, k); n != "" {
-			doc, op = q, n
-		} else {
-			doc, op = q[:j]+" "+name+q[j:], name
+	d, err := parser.ParseQuery(&ast.Source{Input: q})
+	if err != nil {
+		return "", "", "", err
+	}
+	if len(d.Operations) == 0 {
+		return "", "", "", fmt.Errorf("%q: no operation; want `{ … }` or `query Name { … }`", q)
+	}
+	o := d.Operations[0]
+	for _, f := range d.Fragments {
+		if f.Position.Start < o.Position.Start {
+			return "", "", "", fmt.Errorf("%q: want the operation before the fragments", q)
 		}
 	}
-	// The first root field: after the variable definitions, the first '{'.
-	depth, inString := 0, false
-	for i := 0; i < len(doc); i++ {
-		c := doc[i]
-		switch {
-		case inString:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case c == '{' && depth == 0:
-			key, _ = readName(doc, skipIgnored(doc, i+1))
-			if key == "" && !strings.HasPrefix(doc[skipIgnored(doc, i+1):], "...") {
-				return "", "", "", fmt.Errorf("%q: no field in the selection set", q)
-			}
-			return doc, op, key, nil
-		}
+	if o.Operation == ast.Subscription {
+		return "", "", "", fmt.Errorf("%q: want a query or a mutation", q)
 	}
-	return "", "", "", fmt.Errorf("%q: no selection set", q)
-}
-
-// skipIgnored skips GraphQL's ignored tokens (white space, commas, comments, BOM) from i.
-func skipIgnored(s string, i int) int {
-	for i < len(s) {
-		switch {
-		case s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == ',':
-			i++
-		case s[i] == '#':
-			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
-				i++
-			}
-		case strings.HasPrefix(s[i:], "\uFEFF"):
-			i += len("\uFEFF")
-		default:
-			return i
-		}
+	if f, ok := o.SelectionSet[0].(*ast.Field); ok {
+		key = f.Alias // the parser sets it to the name when there is no alias
 	}
-	return i
-}
-
-// readName reads a GraphQL name at i; "" if there is none.
-func readName(s string, i int) (string, int) {
-	j := i
-	for j < len(s) {
-		c := s[j]
-		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (j > i && c >= '0' && c <= '9') {
-			j++
-			continue
-		}
-		break
+	if o.Name != "" {
+		return q, o.Name, key, nil
 	}
-	return s[i:j], j
+	at := len(string([]rune(q)[:o.Position.Start])) // gqlparser counts runes, slices take bytes
+	if q[at] == '{' {
+		return "query " + name + " " + q[at:], name, key, nil
+	}
+	at += len(o.Operation) // after the keyword
+	return q[:at] + " " + name + q[at:], name, key, nil
 }
