@@ -19,6 +19,7 @@ import (
 	"gqlauth/config"
 	"gqlauth/fanout"
 	"gqlauth/graph"
+	"gqlauth/httpapi"
 	"gqlauth/observe"
 	"gqlauth/password"
 	"gqlauth/ratelimit"
@@ -114,7 +115,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if cfg.CookieSameSite == "lax" {
 		sameSite = http.SameSiteLaxMode
 	}
-	h, err := graph.NewHandler(svc, graph.Options{
+	h, err := httpapi.New(svc, httpapi.Options{
 		Logger:         opts.Logger,
 		Development:    !cfg.Production(),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
@@ -123,11 +124,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		MaxTokens:      cfg.MaxQueryTokens,
 		TrustedProxies: cfg.TrustedProxies,
 		RequestTimeout: cfg.RequestTimeout,
-		Cookie:         graph.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},
+		Cookie:         httpapi.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},
 		CORSOrigins:    cfg.CORSAllowedOrigins,
-		OnOperation:    metrics.GraphQLOperation,
 		Ready:          db.Ping,
-		Metrics:        metrics.Handler(),
+		Metrics:        metrics,
 	})
 	if err != nil {
 		cancel()
@@ -135,28 +135,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
-	// Outermost the request id, so that every log line of the request carries it; the metrics and
-	// the access log read the route (r.Pattern) that the mux sets on the same request. A request still
-	// running a second past its own deadline is reported while it runs.
-	h = observe.RequestID(metrics.HTTP(observe.Watch(opts.Logger, cfg.RequestTimeout+time.Second, metrics.Overrun,
-		observe.AccessLog(opts.Logger, h))))
 	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, Metrics: metrics, cancel: cancel, closeLimiter: closeLimiter}, nil
 }
 
-// Server returns the HTTP server for the handler, with timeouts that keep slow or idle clients from
-// holding connections: a header must arrive within 5s, a whole request within 15s, and a response
-// must be written within 30s.
-func (a *App) Server(addr string) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           a.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-}
+// Server returns the HTTP server for the handler (see httpapi.NewServer for its timeouts).
+func (a *App) Server(addr string) *http.Server { return httpapi.NewServer(addr, a.Handler) }
 
 // Close stops background work and closes the database.
 func (a *App) Close() error {

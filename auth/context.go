@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,22 +24,29 @@ type Client struct {
 
 type credentialsKey struct{}
 
-// credentials hold the request's Authorization header and authenticate it at most once, on first
-// use: public operations never pay for (or fail because of) a stale or garbage header.
+// credentials hold the request's access token and authenticate it at most once, on first use:
+// public operations never pay for (or fail because of) a stale or garbage token.
 type credentials struct {
-	svc    *Service
-	header string
-	client Client
+	svc      *Service
+	token    string
+	tokenErr error // why the transport found no token (ErrTokenMissing, ErrTokenInvalid)
+	client   Client
 
 	once      sync.Once
 	principal *Principal
 	err       error
 }
 
-// WithRequest returns a context that carries the request's Authorization header value and client
-// information. Nothing is verified here; Principal does that on first use.
-func (s *Service) WithRequest(ctx context.Context, authorization string, client Client) context.Context {
-	return context.WithValue(ctx, credentialsKey{}, &credentials{svc: s, header: authorization, client: client})
+// WithRequest returns a context that carries the request's access token and client information.
+// token is the access token as the transport extracted it (from an Authorization header, say);
+// tokenErr, if not nil, is why it could not (ErrTokenMissing, ErrTokenInvalid), and is what
+// PrincipalFromContext will return. An empty token with a nil tokenErr counts as ErrTokenMissing.
+// Nothing is verified here; PrincipalFromContext does that on first use.
+func (s *Service) WithRequest(ctx context.Context, token string, tokenErr error, client Client) context.Context {
+	if tokenErr == nil && token == "" {
+		tokenErr = ErrTokenMissing
+	}
+	return context.WithValue(ctx, credentialsKey{}, &credentials{svc: s, token: token, tokenErr: tokenErr, client: client})
 }
 
 // ClientFromContext returns the client information stored by WithRequest.
@@ -51,7 +57,7 @@ func ClientFromContext(ctx context.Context) Client {
 	return Client{}
 }
 
-// PrincipalFromContext authenticates the request's bearer token (once per request) and returns the
+// PrincipalFromContext authenticates the request's access token (once per request) and returns the
 // caller. It returns ErrTokenMissing, ErrTokenInvalid, ErrTokenExpired or ErrSessionRevoked, or
 // another error when the revocation check could not be made.
 func PrincipalFromContext(ctx context.Context) (*Principal, error) {
@@ -60,31 +66,11 @@ func PrincipalFromContext(ctx context.Context) (*Principal, error) {
 		return nil, ErrTokenMissing
 	}
 	c.once.Do(func() {
-		raw, err := bearer(c.header)
-		if err != nil {
-			c.err = err
+		if c.tokenErr != nil {
+			c.err = c.tokenErr
 			return
 		}
-		c.principal, c.err = c.svc.Authenticate(ctx, raw)
+		c.principal, c.err = c.svc.Authenticate(ctx, c.token)
 	})
 	return c.principal, c.err
-}
-
-// bearer extracts the token of an "Authorization: Bearer <token>" header (the scheme is
-// case-insensitive, RFC 7235). An absent header is ErrTokenMissing; any other scheme or shape is
-// ErrTokenInvalid.
-func bearer(header string) (string, error) {
-	header = strings.TrimSpace(header)
-	if header == "" || strings.EqualFold(header, "Bearer") {
-		return "", ErrTokenMissing
-	}
-	scheme, tok, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", ErrTokenInvalid
-	}
-	tok = strings.TrimSpace(tok)
-	if tok == "" {
-		return "", ErrTokenMissing
-	}
-	return tok, nil
 }

@@ -1,14 +1,13 @@
 package graph_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"gqlauth/app"
-	"gqlauth/config"
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 )
 
@@ -21,16 +20,7 @@ func benchApp(b testing.TB, dsn string, vars map[string]string) *app.App {
 	for k, v := range vars {
 		all[k] = v
 	}
-	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := all[k]; return v, ok })
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{Password: &cheap, Logger: discardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = a.Close() })
-	return a
+	return apptest.Start(b, apptest.LoadConfig(b, all), app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger()})
 }
 
 func serve(b *testing.B, h http.Handler, body string, headers ...string) string {

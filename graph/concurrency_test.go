@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 )
 
@@ -12,7 +13,7 @@ import (
 // locked" or any other internal error reaches a client, and every chain stays valid.
 func TestConcurrentWritersGetNoInternalErrors(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
-		e := newEnv(t, dsn, envOpt{vars: map[string]string{"REGISTER_RATE_LIMIT": "off"}})
+		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REGISTER_RATE_LIMIT": "off"}})
 		const clients = 64
 		var wg sync.WaitGroup
 		failures := make(chan string, clients)
@@ -20,26 +21,26 @@ func TestConcurrentWritersGetNoInternalErrors(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r := e.post(`mutation($i: RegisterInput!) { register(input: $i) { refreshToken } }`,
+				r := e.Post(`mutation($i: RegisterInput!) { register(input: $i) { refreshToken } }`,
 					map[string]any{"i": map[string]any{"email": fmt.Sprintf("w%d@example.com", i), "password": pw}})
 				if len(r.Errors) > 0 {
 					failures <- r.Raw
 					return
 				}
-				var p pair
-				r.decode(t, "register", &p)
+				var p apptest.Pair
+				r.Decode(t, "register", &p)
 				rt := p.RefreshToken
 				for range 3 {
-					r = e.refresh(rt)
+					r = e.Refresh(rt)
 					if len(r.Errors) > 0 {
 						failures <- r.Raw
 						return
 					}
-					var next pair
-					r.decode(t, "refreshToken", &next)
+					var next apptest.Pair
+					r.Decode(t, "refreshToken", &next)
 					rt = next.RefreshToken
 				}
-				if r = e.post(logoutQ, map[string]any{"t": rt}); len(r.Errors) > 0 {
+				if r = e.Post(logoutQ, map[string]any{"t": rt}); len(r.Errors) > 0 {
 					failures <- r.Raw
 				}
 			}()

@@ -16,6 +16,39 @@ import (
 	"gqlauth/graph/model"
 )
 
+// Errors of the request itself, which the HTTP layer finds before any operation runs. Its transports
+// send them through gqlgen's DispatchError, so the presenter codes them like every other error (and
+// the response interceptors see them); see RequestError for a message of the request's own.
+var (
+	// ErrBadRequest is a request that cannot be run as sent: an unsupported Content-Type, a batch, a
+	// mutation over GET, an unreadable query string, variables or extensions.
+	ErrBadRequest = errors.New("graph: bad request")
+	// ErrBodyNotJSON is a request body that is not a JSON object.
+	ErrBodyNotJSON = errors.New("graph: request body is not valid JSON")
+	// ErrPayloadTooLarge is a request body over the size limit.
+	ErrPayloadTooLarge = errors.New("graph: request body too large")
+	// ErrCrossOrigin is a browser request from an origin that is not allowed to make it.
+	ErrCrossOrigin = errors.New("graph: cross-origin request refused")
+)
+
+// RequestError is an error of the request itself, Err (one of ErrBadRequest, ErrBodyNotJSON,
+// ErrPayloadTooLarge, ErrCrossOrigin), with a public message of its own that says what was wrong (the
+// size limit, say) instead of the table's. The message must never quote the body: it may hold
+// passwords.
+type RequestError struct {
+	Err     error
+	Message string
+}
+
+func (e *RequestError) Error() string {
+	if e.Message == "" {
+		return e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *RequestError) Unwrap() error { return e.Err }
+
 // errorTable is the one place where errors become extensions.code. The public message comes from
 // here, never from err.Error(), so SQL or JWT details cannot reach a client.
 var errorTable = []struct {
@@ -33,6 +66,12 @@ var errorTable = []struct {
 	{auth.ErrRefreshTokenInvalid, model.ErrorCodeInvalidRefreshToken, "", "the refresh token is invalid, expired or revoked"},
 	{auth.ErrEmailTaken, model.ErrorCodeEmailTaken, "", "an account with this e-mail already exists"},
 	{auth.ErrUnavailable, model.ErrorCodeServiceUnavailable, "", "the service is temporarily unavailable; retry shortly"},
+	{ErrBadRequest, model.ErrorCodeBadRequest, "", "the request is malformed"},
+	// BAD_USER_INPUT, like the other errors in what the client wrote. The body is never quoted (gqlgen's
+	// own message did): it may hold passwords.
+	{ErrBodyNotJSON, model.ErrorCodeBadUserInput, "", "the request body is not valid JSON"},
+	{ErrPayloadTooLarge, model.ErrorCodePayloadTooLarge, "", "the request body is too large"},
+	{ErrCrossOrigin, model.ErrorCodeForbidden, "", "cross-origin request refused: add the page's origin to CORS_ALLOWED_ORIGINS"},
 }
 
 // sampledWarning writes at most one warning per second: outage errors arrive at request rate while
@@ -60,7 +99,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		ext := map[string]any{}
 		var verr *auth.ValidationError
 		var rerr *auth.RateLimitedError
+		var qerr *RequestError
 		switch {
+		case errors.As(err, &qerr):
+			lookupError(qerr.Err, ext, gqlErr)
+			if qerr.Message != "" {
+				gqlErr.Message = qerr.Message
+			}
 		case errors.As(err, &verr):
 			gqlErr.Message = verr.Field + " " + verr.Message
 			ext["code"], ext["field"] = string(model.ErrorCodeBadUserInput), verr.Field
@@ -96,6 +141,12 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		gqlErr.Extensions = ext
 		return gqlErr
 	}
+}
+
+// PresentError is err as the presenter of New's server shows it to a client, for the rare response
+// written outside gqlgen's executor (a cross-origin request, refused before any transport runs).
+func PresentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Error {
+	return presentError(log)(ctx, err)
 }
 
 func lookupError(err error, ext map[string]any, gqlErr *gqlerror.Error) bool {

@@ -48,3 +48,31 @@ func TestPresenterTable(t *testing.T) {
 		t.Errorf("internal errors and panics must reach the log: %s", logged.String())
 	}
 }
+
+// The errors of the request itself, as the HTTP layer's transports send them through gqlgen's
+// DispatchError (wrapped in a *gqlerror.Error): coded from the table, with the request's own message
+// when it has one.
+func TestPresenterRequestErrors(t *testing.T) {
+	present := presentError(slog.New(slog.DiscardHandler))
+	ctx := graphql.WithResponseContext(context.Background(), graphql.DefaultErrorPresenter, nil)
+	for _, tc := range []struct {
+		err           error
+		code, message string
+	}{
+		{ErrBodyNotJSON, "BAD_USER_INPUT", "the request body is not valid JSON"},
+		{&RequestError{Err: ErrPayloadTooLarge, Message: "the request body is larger than 10 bytes"}, "PAYLOAD_TOO_LARGE", "the request body is larger than 10 bytes"},
+		{&RequestError{Err: ErrBadRequest, Message: "transport not supported"}, "BAD_REQUEST", "transport not supported"},
+		{&RequestError{Err: ErrBadRequest}, "BAD_REQUEST", "the request is malformed"},
+		{ErrCrossOrigin, "FORBIDDEN", "cross-origin request refused: add the page's origin to CORS_ALLOWED_ORIGINS"},
+	} {
+		for _, err := range []error{tc.err, gqlerror.WrapIfUnwrapped(tc.err)} {
+			got := present(ctx, err)
+			if got.Extensions["code"] != tc.code || got.Message != tc.message {
+				t.Errorf("%v → %q %v, want %q %s", err, got.Message, got.Extensions, tc.message, tc.code)
+			}
+		}
+	}
+	if got := PresentError(context.Background(), slog.New(slog.DiscardHandler), ErrCrossOrigin); got.Extensions["code"] != "FORBIDDEN" {
+		t.Errorf("PresentError: %v", got)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/introspection"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 	"gqlauth/internal/testlog"
 )
@@ -38,29 +39,29 @@ func fragmentBomb(n int) string {
 const patience = 15 * time.Second
 
 func TestFragmentBombIsRefused(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	bomb := fragmentBomb(40) // 2^39 fields: days of CPU for a walker that expands spreads
 	if len(bomb) > 2048 {
 		t.Fatalf("the bomb is %d bytes; the point is that it is small", len(bomb))
 	}
 	t.Run("POST", func(t *testing.T) {
-		done := make(chan response, 1)
-		go func() { done <- e.post(bomb, nil) }()
+		done := make(chan apptest.Response, 1)
+		go func() { done <- e.Post(bomb, nil) }()
 		select {
 		case r := <-done:
-			wantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
+			apptest.WantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
 		case <-time.After(patience):
 			t.Fatalf("fragment bomb still running after %s", patience)
 		}
 	})
 	t.Run("GET", func(t *testing.T) {
 		// Any web page can make its visitors' browsers send a GET.
-		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/graphql?query="+url.QueryEscape(bomb), nil)
-		done := make(chan response, 1)
-		go func() { done <- e.send(req) }()
+		req, _ := http.NewRequest(http.MethodGet, e.Server.URL+"/graphql?query="+url.QueryEscape(bomb), nil)
+		done := make(chan apptest.Response, 1)
+		go func() { done <- e.Send(req) }()
 		select {
 		case r := <-done:
-			wantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
+			apptest.WantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
 		case <-time.After(patience):
 			t.Fatalf("fragment bomb over GET still running after %s", patience)
 		}
@@ -73,8 +74,8 @@ func TestFragmentBombIsRefused(t *testing.T) {
 			fmt.Fprintf(&b, " fragment U%d on User { id ...U%d ...U%d }", i, i+1, i+1)
 		}
 		b.WriteString(" fragment U39 on User { id }")
-		r := e.post(b.String(), nil)
-		wantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
+		r := e.Post(b.String(), nil)
+		apptest.WantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
 	})
 }
 
@@ -91,7 +92,7 @@ func heapInUse() uint64 {
 // nothing is cached. MAX_BODY_BYTES is raised to the old 1 MiB default so that the token limit and
 // the cache bound are what is tested, not the smaller default body limit.
 func TestLargeDocumentsDoNotFillMemory(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"MAX_BODY_BYTES": "1048576"}})
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"MAX_BODY_BYTES": "1048576"}})
 	before := heapInUse()
 	for i := range 30 {
 		var b strings.Builder
@@ -100,7 +101,7 @@ func TestLargeDocumentsDoNotFillMemory(t *testing.T) {
 			fmt.Fprintf(&b, " a%d_%d: __typename", i, j)
 		}
 		b.WriteString(" }")
-		wantCode(t, e.post(b.String(), nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+		apptest.WantCode(t, e.Post(b.String(), nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
 	}
 	grown := int64(heapInUse()) - int64(before)
 	t.Logf("heap grew by %d KiB after 30 refused 900 KiB documents", grown>>10)
@@ -109,38 +110,38 @@ func TestLargeDocumentsDoNotFillMemory(t *testing.T) {
 	}
 
 	// With the default body limit such a body never reaches the parser.
-	d := newEnv(t, testdb.SQLite(t), envOpt{})
+	d := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	big := "{ __typename" + strings.Repeat(" ", 20<<10) + "}"
-	wantCode(t, d.post(big, nil), "PAYLOAD_TOO_LARGE", "")
-	wantOK(t, d.post(`{ __typename }`, nil))
+	apptest.WantCode(t, d.Post(big, nil), "PAYLOAD_TOO_LARGE", "")
+	apptest.WantOK(t, d.Post(`{ __typename }`, nil))
 }
 
 // `{ __typename __typename … }` made gqlparser compare every pair of fields: 220 KB took 18 s.
 func TestRepeatedFieldsAreRefusedBeforeValidation(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"MAX_BODY_BYTES": "1048576"}})
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"MAX_BODY_BYTES": "1048576"}})
 	huge := "{" + strings.Repeat(" __typename", 20000) + " }" // 220 KB
-	done := make(chan response, 1)
-	go func() { done <- e.post(huge, nil) }()
+	done := make(chan apptest.Response, 1)
+	go func() { done <- e.Post(huge, nil) }()
 	select {
 	case r := <-done:
-		wantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
+		apptest.WantCode(t, r, "COMPLEXITY_LIMIT_EXCEEDED", "")
 	case <-time.After(patience):
 		t.Fatalf("220 KB of repeated fields still being validated after %s", patience)
 	}
 	// Under the token limit and inside introspection's larger budget, one response name may still
 	// not repeat without bound.
-	wantCode(t, e.post("{ __schema {"+strings.Repeat(" __typename", 40)+" } }", nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
-	wantCode(t, e.post("{"+strings.Repeat(" ... on Query { __typename }", 40)+" }", nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
-	wantCode(t, e.post("{"+strings.Repeat(" ...F", 40)+" } fragment F on Query { __typename }", nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+	apptest.WantCode(t, e.Post("{ __schema {"+strings.Repeat(" __typename", 40)+" } }", nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+	apptest.WantCode(t, e.Post("{"+strings.Repeat(" ... on Query { __typename }", 40)+" }", nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+	apptest.WantCode(t, e.Post("{"+strings.Repeat(" ...F", 40)+" } fragment F on Query { __typename }", nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
 	// A few repetitions are normal (fragments and the query overlap).
-	wantOK(t, e.post("{ __typename __typename ...F } fragment F on Query { __typename }", nil))
+	apptest.WantOK(t, e.Post("{ __typename __typename ...F } fragment F on Query { __typename }", nil))
 }
 
 // In development (the default) introspection was free of any limit: 2000 aliased __schema fields made
 // a 7 MB response (100 fit in today's body limit). It now has a budget of its own, and the IDEs' introspection query fits in it.
 func TestIntrospectionIsBounded(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
-	wantOK(t, e.post(introspection.Query, nil))
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	apptest.WantOK(t, e.Post(introspection.Query, nil))
 
 	var many strings.Builder
 	many.WriteString("{")
@@ -148,8 +149,8 @@ func TestIntrospectionIsBounded(t *testing.T) {
 		fmt.Fprintf(&many, " s%d: __schema { queryType { name } }", i)
 	}
 	many.WriteString(" }")
-	wantCode(t, e.post(many.String(), nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
-	wantCode(t, e.post(`{ a: __schema { queryType { name } } b: __schema { queryType { name } } }`, nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+	apptest.WantCode(t, e.Post(many.String(), nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+	apptest.WantCode(t, e.Post(`{ a: __schema { queryType { name } } b: __schema { queryType { name } } }`, nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
 
 	var types strings.Builder
 	types.WriteString("{")
@@ -157,14 +158,14 @@ func TestIntrospectionIsBounded(t *testing.T) {
 		fmt.Fprintf(&types, ` t%d: __type(name: "User") { fields { name } }`, i)
 	}
 	types.WriteString(" }")
-	wantCode(t, e.post(types.String(), nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
+	apptest.WantCode(t, e.Post(types.String(), nil), "COMPLEXITY_LIMIT_EXCEEDED", "")
 }
 
 // In production introspection answered INTERNAL_SERVER_ERROR and logged an ERROR line per request
 // (anyone could flood the log), and field suggestions spelled out the schema.
 func TestProductionHidesTheSchemaQuietly(t *testing.T) {
 	var logs testlog.Buffer
-	e := newEnv(t, testdb.SQLite(t), envOpt{logger: slog.New(slog.NewTextHandler(&logs, nil)), vars: map[string]string{
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Vars: map[string]string{
 		"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32),
 	}})
 	for _, q := range []string{
@@ -172,11 +173,11 @@ func TestProductionHidesTheSchemaQuietly(t *testing.T) {
 		`{ __type(name: "User") { name } }`,
 		`query { ...F } fragment F on Query { __schema { queryType { name } } }`,
 	} {
-		wantCode(t, e.post(q, nil), "GRAPHQL_VALIDATION_FAILED", "")
+		apptest.WantCode(t, e.Post(q, nil), "GRAPHQL_VALIDATION_FAILED", "")
 	}
-	wantOK(t, e.post(`{ __typename }`, nil))
-	r := e.post(`{ mee { id } }`, nil)
-	wantCode(t, r, "GRAPHQL_VALIDATION_FAILED", "")
+	apptest.WantOK(t, e.Post(`{ __typename }`, nil))
+	r := e.Post(`{ mee { id } }`, nil)
+	apptest.WantCode(t, r, "GRAPHQL_VALIDATION_FAILED", "")
 	if strings.Contains(r.Raw, "Did you mean") {
 		t.Fatalf("production error suggests field names: %s", r.Raw)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"gqlauth/app"
 	"gqlauth/config"
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 	"gqlauth/token"
 )
@@ -35,11 +36,11 @@ func accessKid(t *testing.T, raw string) string {
 }
 
 // jwksKids fetches the JWKS endpoint and returns the published kids.
-func (e *env) jwksKids() []string {
-	e.t.Helper()
-	res, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
+func jwksKids(e *apptest.Env) []string {
+	e.T.Helper()
+	res, err := http.Get(e.Server.URL + "/.well-known/jwks.json")
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	defer res.Body.Close()
 	var set struct {
@@ -48,7 +49,7 @@ func (e *env) jwksKids() []string {
 		} `json:"keys"`
 	}
 	if err := json.NewDecoder(res.Body).Decode(&set); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	var kids []string
 	for _, k := range set.Keys {
@@ -74,17 +75,17 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // activation time, and keeps accepting tokens signed with the old key.
 func TestKeyRotationThroughKeyDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
-	e := newEnv(t, testdb.SQLite(t), envOpt{
-		vars:     map[string]string{"JWT_KEYS_DIR": dir, "KEY_RELOAD_INTERVAL": "1s"},
-		realTime: true,
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{
+		Vars:     map[string]string{"JWT_KEYS_DIR": dir, "KEY_RELOAD_INTERVAL": "1s"},
+		RealTime: true,
 	})
 	// Development: the empty directory got a first key.
-	p := e.register("alice@example.com", pw)
+	p := e.Register("alice@example.com", pw)
 	kidA := accessKid(t, p.AccessToken)
-	if got := e.jwksKids(); !slices.Equal(got, []string{kidA}) {
+	if got := jwksKids(e); !slices.Equal(got, []string{kidA}) {
 		t.Fatalf("JWKS = %v, want [%s]", got, kidA)
 	}
-	wantOK(t, e.me(p.AccessToken))
+	apptest.WantOK(t, e.Me(p.AccessToken))
 
 	// Rotate: what "authctl keys rotate" does, with a short delay.
 	activateB := time.Now().Add(1500 * time.Millisecond)
@@ -93,24 +94,24 @@ func TestKeyRotationThroughKeyDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "the JWKS publishes the new key", func() bool {
-		return slices.Equal(e.jwksKids(), []string{kidA, kidB})
+		return slices.Equal(jwksKids(e), []string{kidA, kidB})
 	})
 	if time.Now().Before(activateB) {
 		// Published but pending: A still signs.
-		if kid := accessKid(t, e.login("alice@example.com", pw).AccessToken); kid != kidA && time.Now().Before(activateB) {
+		if kid := accessKid(t, e.Login("alice@example.com", pw).AccessToken); kid != kidA && time.Now().Before(activateB) {
 			t.Fatalf("pending key signed (kid %s)", kid)
 		}
 	}
 
 	// After activation new tokens carry B's kid; no reload is needed for the switch.
-	var q pair
+	var q apptest.Pair
 	eventually(t, 3*time.Second, "new logins are signed with the new key", func() bool {
-		q = e.login("alice@example.com", pw)
+		q = e.Login("alice@example.com", pw)
 		return accessKid(t, q.AccessToken) == kidB
 	})
-	wantOK(t, e.me(q.AccessToken))
-	wantOK(t, e.me(p.AccessToken)) // nobody is logged out
-	if got := e.jwksKids(); !slices.Equal(got, []string{kidA, kidB}) {
+	apptest.WantOK(t, e.Me(q.AccessToken))
+	apptest.WantOK(t, e.Me(p.AccessToken)) // nobody is logged out
+	if got := jwksKids(e); !slices.Equal(got, []string{kidA, kidB}) {
 		t.Fatalf("JWKS after activation = %v, want both keys", got)
 	}
 }
@@ -125,7 +126,7 @@ func TestKeyDirStartup(t *testing.T) {
 		if err != nil {
 			t.Fatalf("config: %v", err)
 		}
-		a, err := app.New(context.Background(), cfg, app.Options{Password: &cheap, Logger: discardLogger()})
+		a, err := app.New(context.Background(), cfg, app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger()})
 		if err == nil {
 			_ = a.Close()
 		}

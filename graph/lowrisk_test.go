@@ -11,6 +11,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 	"gqlauth/internal/testlog"
 	"gqlauth/models"
@@ -27,19 +28,19 @@ import (
 func TestSlowRevocationIsNotMissedByOtherInstances(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir()
-		a := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir})
-		b := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir})
-		p := a.register("alice@example.com", pw)
-		wantOK(t, b.me(p.AccessToken))
+		a := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
+		b := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
+		p := a.Register("alice@example.com", pw)
+		apptest.WantOK(t, b.Me(p.AccessToken))
 		var sid string
-		if err := a.app.Store.Gorm().Model(&models.Session{}).Select("id").Take(&sid).Error; err != nil {
+		if err := a.App.Store.Gorm().Model(&models.Session{}).Select("id").Take(&sid).Error; err != nil {
 			t.Fatal(err)
 		}
 
 		// Another transaction holds the session row (on SQLite, the write lock) for 6.5 s.
 		locked, release := make(chan struct{}), make(chan struct{})
 		go func() {
-			_ = a.app.Store.Gorm().Transaction(func(tx *gorm.DB) error {
+			_ = a.App.Store.Gorm().Transaction(func(tx *gorm.DB) error {
 				if err := tx.Exec("UPDATE sessions SET last_used_at = last_used_at WHERE id = ?", sid).Error; err != nil {
 					t.Error(err)
 				}
@@ -51,16 +52,16 @@ func TestSlowRevocationIsNotMissedByOtherInstances(t *testing.T) {
 		<-locked
 		time.AfterFunc(6500*time.Millisecond, func() { close(release) })
 
-		r := a.post(logoutQ, map[string]any{"t": p.RefreshToken})
-		if r.code() == "SERVICE_UNAVAILABLE" {
+		r := a.Post(logoutQ, map[string]any{"t": p.RefreshToken})
+		if r.Code() == "SERVICE_UNAVAILABLE" {
 			// Postgres: the row lock outlasted the budget; nothing was revoked, and the client retries.
-			wantOK(t, b.me(p.AccessToken))
+			apptest.WantOK(t, b.Me(p.AccessToken))
 			<-release
-			r = a.post(logoutQ, map[string]any{"t": p.RefreshToken})
+			r = a.Post(logoutQ, map[string]any{"t": p.RefreshToken})
 		}
-		wantOK(t, r)
+		apptest.WantOK(t, r)
 		start := time.Now()
-		for b.me(p.AccessToken).code() != "UNAUTHENTICATED" {
+		for b.Me(p.AccessToken).Code() != "UNAUTHENTICATED" {
 			if time.Since(start) > 3*time.Second {
 				t.Fatal("instance b still accepts a session revoked on a 3 s after the revocation committed")
 			}
@@ -74,20 +75,20 @@ func TestSlowRevocationIsNotMissedByOtherInstances(t *testing.T) {
 func TestMalformedIDsMatchNothing(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		var logs testlog.Buffer
-		e := newEnv(t, dsn, envOpt{logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		p := e.register("admin@example.com", pw)
-		if err := e.app.Store.SetRole(context.Background(), p.User.ID, models.RoleAdmin); err != nil {
+		e := apptest.New(t, dsn, apptest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		p := e.Register("admin@example.com", pw)
+		if err := e.App.Store.SetRole(context.Background(), p.User.ID, models.RoleAdmin); err != nil {
 			t.Fatal(err)
 		}
-		admin := e.login("admin@example.com", pw)
+		admin := e.Login("admin@example.com", pw)
 		for _, id := range []string{"a\x00b", "\x00", "not-an-id", strings.Repeat("9", 36), p.User.ID + "\x00", strings.ToUpper(p.User.ID) + "x"} {
-			r := e.post(`mutation($id: ID!) { revokeSession(id: $id) }`, map[string]any{"id": id}, bearer(admin.AccessToken)...)
-			wantOK(t, r)
+			r := e.Post(`mutation($id: ID!) { revokeSession(id: $id) }`, map[string]any{"id": id}, apptest.Bearer(admin.AccessToken)...)
+			apptest.WantOK(t, r)
 			if string(r.Data["revokeSession"]) != "false" {
 				t.Fatalf("revokeSession(%q) = %s, want false", id, r.Data["revokeSession"])
 			}
-			r = e.post(`query($id: ID!) { user(id: $id) { id } }`, map[string]any{"id": id}, bearer(admin.AccessToken)...)
-			wantOK(t, r)
+			r = e.Post(`query($id: ID!) { user(id: $id) { id } }`, map[string]any{"id": id}, apptest.Bearer(admin.AccessToken)...)
+			apptest.WantOK(t, r)
 			if string(r.Data["user"]) != "null" {
 				t.Fatalf("user(%q) = %s, want null", id, r.Data["user"])
 			}
@@ -95,7 +96,7 @@ func TestMalformedIDsMatchNothing(t *testing.T) {
 		if strings.Contains(logs.String(), "level=ERROR") {
 			t.Fatalf("malformed ids logged errors:\n%s", logs.String())
 		}
-		wantOK(t, e.me(admin.AccessToken))
+		apptest.WantOK(t, e.Me(admin.AccessToken))
 	})
 }
 
@@ -103,51 +104,51 @@ func TestMalformedIDsMatchNothing(t *testing.T) {
 // distinct accounts, and a password typed in NFD did not match its NFC form.
 func TestLookAlikeEmailsAndUnnormalisedPasswords(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
-		e := newEnv(t, dsn, envOpt{})
-		reg := func(email, password string) response {
-			return e.post(`mutation($i: RegisterInput!) { register(input: $i) { accessToken user { email } } }`,
+		e := apptest.New(t, dsn, apptest.Options{})
+		reg := func(email, password string) apptest.Response {
+			return e.Post(`mutation($i: RegisterInput!) { register(input: $i) { accessToken user { email } } }`,
 				map[string]any{"i": map[string]any{"email": email, "password": password}})
 		}
-		wantOK(t, reg("alice@example.com", pw))
+		apptest.WantOK(t, reg("alice@example.com", pw))
 		for _, email := range []string{"ALICE@example.com", "ａｌｉｃｅ@ｅｘａｍｐｌｅ．ｃｏｍ", "alice@EXAMPLE.com"} {
-			wantCode(t, reg(email, pw), "EMAIL_TAKEN", "")
+			apptest.WantCode(t, reg(email, pw), "EMAIL_TAKEN", "")
 		}
 		for _, email := range []string{"ali\u200bce@example.com", "alice@exa\u202emple.com", "\u2066alice@example.com", "alice\u00ad@example.com"} {
 			r := reg(email, pw)
-			wantCode(t, r, "BAD_USER_INPUT", "")
-			if r.ext("field") != "email" {
-				t.Fatalf("field = %q", r.ext("field"))
+			apptest.WantCode(t, r, "BAD_USER_INPUT", "")
+			if r.Ext("field") != "email" {
+				t.Fatalf("field = %q", r.Ext("field"))
 			}
 		}
 		nfc := "jos\u00e9@example.com"
-		wantOK(t, reg(norm.NFD.String(nfc), pw))
-		wantCode(t, reg(nfc, pw), "EMAIL_TAKEN", "")
-		e.login(nfc, pw)
+		apptest.WantOK(t, reg(norm.NFD.String(nfc), pw))
+		apptest.WantCode(t, reg(nfc, pw), "EMAIL_TAKEN", "")
+		e.Login(nfc, pw)
 
 		// A password set in one normal form logs in when typed in the other.
 		const secret = "pässwörd-Ångström"
-		wantOK(t, reg("bob@example.com", norm.NFD.String(secret)))
-		e.login("bob@example.com", norm.NFC.String(secret))
-		e.login("bob@example.com", norm.NFD.String(secret))
+		apptest.WantOK(t, reg("bob@example.com", norm.NFD.String(secret)))
+		e.Login("bob@example.com", norm.NFC.String(secret))
+		e.Login("bob@example.com", norm.NFD.String(secret))
 
 		// An account stored before: the e-mail as typed (lower-cased) and the password hashed as typed.
-		hash, err := password.Hash(norm.NFD.String(secret), cheap)
+		hash, err := password.Hash(norm.NFD.String(secret), apptest.CheapPassword)
 		if err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		old := &models.User{ID: "00000000-0000-4000-8000-000000000001", Email: "carol@xn--bcher-kva.example", PasswordHash: hash, Role: models.RoleUser, CreatedAt: now, UpdatedAt: now}
-		if err := e.app.Store.Gorm().Create(old).Error; err != nil {
+		if err := e.App.Store.Gorm().Create(old).Error; err != nil {
 			t.Fatal(err)
 		}
-		e.login("carol@xn--bcher-kva.example", norm.NFC.String(secret)) // found under its old form; the hash is upgraded
+		e.Login("carol@xn--bcher-kva.example", norm.NFC.String(secret)) // found under its old form; the hash is upgraded
 		var stored models.User
-		if err := e.app.Store.Gorm().Where("id = ?", old.ID).Take(&stored).Error; err != nil {
+		if err := e.App.Store.Gorm().Where("id = ?", old.ID).Take(&stored).Error; err != nil {
 			t.Fatal(err)
 		}
-		if ok, _, _ := password.Verify(norm.NFC.String(secret), stored.PasswordHash, cheap); !ok {
+		if ok, _, _ := password.Verify(norm.NFC.String(secret), stored.PasswordHash, apptest.CheapPassword); !ok {
 			t.Fatal("the legacy hash of the unnormalised password was not replaced by one of its NFC form")
 		}
-		e.login("carol@xn--bcher-kva.example", norm.NFD.String(secret))
+		e.Login("carol@xn--bcher-kva.example", norm.NFD.String(secret))
 	})
 }

@@ -3,8 +3,6 @@ package graph_test
 import (
 	"encoding/json"
 	"fmt"
-	"gqlauth/internal/testlog"
-	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -12,26 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
+	"gqlauth/internal/testlog"
 	"gqlauth/observe"
 )
 
-// get sends a GET to path and returns the status and the body.
-func (e *env) get(path string) (int, string) {
-	e.t.Helper()
-	res, err := http.Get(e.srv.URL + path)
-	if err != nil {
-		e.t.Fatalf("GET %s: %v", path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
 // wantMetrics fails unless GET /metrics has every line (or line prefix) in want.
-func wantMetrics(t *testing.T, e *env, want ...string) string {
+func wantMetrics(t *testing.T, e *apptest.Env, want ...string) string {
 	t.Helper()
-	status, out := e.get("/metrics")
+	status, out := e.Get("/metrics")
 	if status != http.StatusOK {
 		t.Fatalf("GET /metrics: %d", status)
 	}
@@ -55,12 +43,12 @@ func grepLines(s, sub string) string {
 
 func TestMetricsEndpoint(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
-		e := newEnv(t, dsn, envOpt{vars: map[string]string{"REFRESH_REUSE_GRACE": "0s", "LOGIN_RATE_LIMIT": "2/1m"}})
-		p := e.register("alice@example.com", pw)
-		wantCode(t, e.post(`mutation Login($i: LoginInput!) { login(input: $i) { accessToken } }`,
+		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REFRESH_REUSE_GRACE": "0s", "LOGIN_RATE_LIMIT": "2/1m"}})
+		p := e.Register("alice@example.com", pw)
+		apptest.WantCode(t, e.Post(`mutation Login($i: LoginInput!) { login(input: $i) { accessToken } }`,
 			loginVars("alice@example.com", "wrong password")), "INVALID_CREDENTIALS", "")
-		q := e.mustPair(e.refresh(p.RefreshToken), "refreshToken")
-		wantOK(t, e.post(logoutQ, map[string]any{"t": q.RefreshToken}))
+		q := e.MustPair(e.Refresh(p.RefreshToken), "refreshToken")
+		apptest.WantOK(t, e.Post(logoutQ, map[string]any{"t": q.RefreshToken}))
 
 		wantMetrics(t, e,
 			`gqlauth_auth_events_total{event="register",outcome="ok"} 1`,
@@ -79,20 +67,20 @@ func TestMetricsEndpoint(t *testing.T) {
 		)
 
 		// Reuse after the (zero) grace revokes the session.
-		l := e.login("alice@example.com", pw)
-		e.mustPair(e.refresh(l.RefreshToken), "refreshToken")
-		wantCode(t, e.refresh(l.RefreshToken), "INVALID_REFRESH_TOKEN", "")
+		l := e.Login("alice@example.com", pw)
+		e.MustPair(e.Refresh(l.RefreshToken), "refreshToken")
+		apptest.WantCode(t, e.Refresh(l.RefreshToken), "INVALID_REFRESH_TOKEN", "")
 		// Two failures, then the pair is rate limited.
 		for range 2 {
-			wantCode(t, e.post(loginQ, loginVars("ghost@example.com", "wrong password")), "INVALID_CREDENTIALS", "")
+			apptest.WantCode(t, e.Post(loginQ, loginVars("ghost@example.com", "wrong password")), "INVALID_CREDENTIALS", "")
 		}
-		wantCode(t, e.post(loginQ, loginVars("ghost@example.com", "wrong password")), "RATE_LIMITED", "")
+		apptest.WantCode(t, e.Post(loginQ, loginVars("ghost@example.com", "wrong password")), "RATE_LIMITED", "")
 		// Errors before execution (parse, a batch) are counted too.
-		wantCode(t, e.post(`{ me `, nil), "GRAPHQL_PARSE_FAILED", "")
-		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", strings.NewReader(`[{"query":"{ __typename }"}]`))
+		apptest.WantCode(t, e.Post(`{ me `, nil), "GRAPHQL_PARSE_FAILED", "")
+		req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/graphql", strings.NewReader(`[{"query":"{ __typename }"}]`))
 		req.Header.Set("Content-Type", "application/json")
-		wantCode(t, e.send(req), "BAD_REQUEST", "")
-		e.get("/no/such/page")
+		apptest.WantCode(t, e.Send(req), "BAD_REQUEST", "")
+		e.Get("/no/such/page")
 
 		wantMetrics(t, e,
 			`gqlauth_auth_events_total{event="login",outcome="ok"} 1`,
@@ -110,35 +98,6 @@ func TestMetricsEndpoint(t *testing.T) {
 			`gqlauth_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1`,
 		)
 	})
-}
-
-func TestReadiness(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
-	if status, body := e.get("/readyz"); status != http.StatusOK || body != "ready\n" {
-		t.Fatalf("readyz with the database up: %d %q", status, body)
-	}
-	if err := e.app.Store.Close(); err != nil { // the env's cleanup closes it again: must be harmless
-		t.Fatal(err)
-	}
-	if status, body := e.get("/readyz"); status != http.StatusServiceUnavailable || body != "not ready\n" {
-		t.Fatalf("readyz with the database closed: %d %q", status, body)
-	}
-	if status, body := e.get("/healthz"); status != http.StatusOK || body != "ok\n" {
-		t.Fatalf("healthz is liveness only, got %d %q", status, body)
-	}
-}
-
-func TestRequestIDHeader(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
-	res, r := e.do(`{ __typename }`, nil, "X-Request-ID", "client-chosen.id_1")
-	wantOK(t, r)
-	if got := res.Header.Get("X-Request-ID"); got != "client-chosen.id_1" {
-		t.Fatalf("X-Request-ID = %q", got)
-	}
-	res, _ = e.do(`{ __typename }`, nil, "X-Request-ID", "not valid!")
-	if got := res.Header.Get("X-Request-ID"); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(got) {
-		t.Fatalf("invalid incoming id not replaced: %q", got)
-	}
 }
 
 // logLines returns the JSON records in buf once cond holds for them (the access log line is written
@@ -177,11 +136,11 @@ func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf testlog.Buffer
-			e := newEnv(t, testdb.SQLite(t), envOpt{logger: tc.logger(&buf)})
-			p := e.register("alice@example.com", pw)
-			res, r := e.do(loginQ, loginVars("alice@example.com", "wrong password"),
+			e := apptest.New(t, testdb.SQLite(t), apptest.Options{Logger: tc.logger(&buf)})
+			p := e.Register("alice@example.com", pw)
+			res, r := e.Do(loginQ, loginVars("alice@example.com", "wrong password"),
 				"X-Request-ID", "req-failed-login", "Authorization", "Bearer "+p.AccessToken)
-			wantCode(t, r, "INVALID_CREDENTIALS", "")
+			apptest.WantCode(t, r, "INVALID_CREDENTIALS", "")
 			if res.Header.Get("X-Request-ID") != "req-failed-login" {
 				t.Fatalf("X-Request-ID not echoed: %q", res.Header.Get("X-Request-ID"))
 			}
@@ -233,13 +192,13 @@ func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 // The first 100 operation names any client sent used to own the label slots. Now only the schema's
 // operation names (Login, Me, …) and METRICS_OPERATION_NAMES are labels; every other name is "other".
 func TestOperationNameLabelsAreTheServers(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"METRICS_OPERATION_NAMES": "Dashboard"}})
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"METRICS_OPERATION_NAMES": "Dashboard"}})
 	for i := range 150 {
-		wantOK(t, e.post(fmt.Sprintf(`query Stranger%d { __typename }`, i), nil))
+		apptest.WantOK(t, e.Post(fmt.Sprintf(`query Stranger%d { __typename }`, i), nil))
 	}
-	wantCode(t, e.post(`mutation Login($i: LoginInput!) { login(input: $i) { accessToken } }`,
+	apptest.WantCode(t, e.Post(`mutation Login($i: LoginInput!) { login(input: $i) { accessToken } }`,
 		loginVars("nobody@example.com", "wrong password")), "INVALID_CREDENTIALS", "")
-	wantOK(t, e.post(`query Dashboard { __typename }`, nil))
+	apptest.WantOK(t, e.Post(`query Dashboard { __typename }`, nil))
 	out := wantMetrics(t, e,
 		`gqlauth_graphql_operations_total{operation="other",outcome="ok"} 150`,
 		`gqlauth_graphql_operations_total{operation="Login",outcome="INVALID_CREDENTIALS"} 1`,

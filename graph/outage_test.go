@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 )
 
@@ -66,11 +67,11 @@ func TestPostgresRestart(t *testing.T) {
 //     token presented to a refresh that failed in the outage is the one that works afterwards.
 func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 	const requestTimeout = 3 * time.Second
-	e := newEnv(t, dsn, envOpt{realTime: true, vars: map[string]string{
+	e := apptest.New(t, dsn, apptest.Options{RealTime: true, Vars: map[string]string{
 		"REQUEST_TIMEOUT": requestTimeout.String(), "LOGIN_RATE_LIMIT": "off", "LOGIN_IP_RATE_LIMIT": "off",
 	}})
 	email := "outage-" + uniq() + "@example.com"
-	owner := e.register(email, pw)
+	owner := e.Register(email, pw)
 
 	// Load: 4 clients loop me; 4 clients each follow a refresh chain of their own session.
 	var (
@@ -106,7 +107,7 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 	}
 	chains := make([]string, 4) // each chain's current refresh token, read after the load stops
 	for i := range chains {
-		chains[i] = e.login(email, pw).RefreshToken
+		chains[i] = e.Login(email, pw).RefreshToken
 		wg.Go(func() {
 			for !stop.Load() {
 				code, d, err, raw := rawPost(e, `mutation($t: String) { refreshToken(refreshToken: $t) { refreshToken } }`, map[string]any{"t": chains[i]}, "")
@@ -126,7 +127,7 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 	}
 	time.Sleep(300 * time.Millisecond)
 
-	held := e.login(email, pw).RefreshToken // refreshed only during the outage
+	held := e.Login(email, pw).RefreshToken // refreshed only during the outage
 	down()
 	downAt := time.Now()
 
@@ -186,9 +187,9 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 	wg.Wait()
 
 	// No session lost or double-spent.
-	wantOK(t, e.refresh(held))
+	apptest.WantOK(t, e.Refresh(held))
 	for i, rt := range chains {
-		if r := e.refresh(rt); len(r.Errors) > 0 {
+		if r := e.Refresh(rt); len(r.Errors) > 0 {
 			t.Errorf("refresh chain %d broke: %s", i, r.Raw)
 		}
 	}
@@ -204,9 +205,9 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 
 // rawPost sends one GraphQL request without failing the test, for use from goroutines: it returns
 // "OK" or errors[0].extensions.code (HTTP_<status> when there is none), the latency and the body.
-func rawPost(e *env, query string, vars map[string]any, access string) (code string, d time.Duration, err error, raw string) {
+func rawPost(e *apptest.Env, query string, vars map[string]any, access string) (code string, d time.Duration, err error, raw string) {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if access != "" {
 		req.Header.Set("Authorization", "Bearer "+access)
@@ -223,7 +224,7 @@ func rawPost(e *env, query string, vars map[string]any, access string) (code str
 		return "TRANSPORT", d, err, ""
 	}
 	var out struct {
-		Errors []gqlError `json:"errors"`
+		Errors []apptest.GQLError `json:"errors"`
 	}
 	if json.Unmarshal(b, &out) != nil || res.StatusCode >= 500 {
 		return fmt.Sprintf("HTTP_%d", res.StatusCode), d, nil, string(b)
@@ -235,8 +236,8 @@ func rawPost(e *env, query string, vars map[string]any, access string) (code str
 	return "OK", d, nil, string(b)
 }
 
-func getStatus(e *env, path string) int {
-	res, err := http.Get(e.srv.URL + path)
+func getStatus(e *apptest.Env, path string) int {
+	res, err := http.Get(e.Server.URL + path)
 	if err != nil {
 		return 0
 	}
@@ -250,11 +251,11 @@ func getStatus(e *env, path string) int {
 // the token or end the session.
 func TestCookieKeptDuringOutage(t *testing.T) {
 	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
-	e := newEnv(t, dsn, envOpt{realTime: true, vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true"}})
+	e := apptest.New(t, dsn, apptest.Options{RealTime: true, Vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true"}})
 	const name = "__Secure-refresh_token"
-	res, r := e.do(regQ, map[string]any{"i": map[string]any{"email": "cookie-outage-" + uniq() + "@example.com", "password": pw}})
-	wantOK(t, r)
-	c := refreshCookie(t, res, name)
+	res, r := e.Do(regQ, map[string]any{"i": map[string]any{"email": "cookie-outage-" + uniq() + "@example.com", "password": pw}})
+	apptest.WantOK(t, r)
+	c := apptest.ResponseCookie(res, name)
 	if c == nil {
 		t.Fatal("no refresh cookie")
 	}
@@ -262,9 +263,9 @@ func TestCookieKeptDuringOutage(t *testing.T) {
 
 	proxy.Cut()
 	for _, q := range []string{`mutation { refreshToken { accessToken } }`, `mutation { logout }`} {
-		res, r := e.do(q, nil, cookie...)
-		wantCode(t, r, "SERVICE_UNAVAILABLE", "")
-		if got := refreshCookie(t, res, name); got != nil {
+		res, r := e.Do(q, nil, cookie...)
+		apptest.WantCode(t, r, "SERVICE_UNAVAILABLE", "")
+		if got := apptest.ResponseCookie(res, name); got != nil {
 			t.Errorf("%s during the outage touched the cookie: %v", q, res.Header["Set-Cookie"])
 		}
 	}
@@ -272,11 +273,11 @@ func TestCookieKeptDuringOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the database is back", func() bool { return getStatus(e, "/readyz") == http.StatusOK })
-	res, r = e.do(`mutation { logout }`, nil, cookie...)
-	wantOK(t, r)
-	if cleared := refreshCookie(t, res, name); cleared == nil || cleared.MaxAge >= 0 {
+	res, r = e.Do(`mutation { logout }`, nil, cookie...)
+	apptest.WantOK(t, r)
+	if cleared := apptest.ResponseCookie(res, name); cleared == nil || cleared.MaxAge >= 0 {
 		t.Fatalf("logout after the outage did not clear the cookie: %v", res.Header["Set-Cookie"])
 	}
-	_, r = e.do(`mutation { refreshToken { accessToken } }`, nil, cookie...)
-	wantCode(t, r, "INVALID_REFRESH_TOKEN", "")
+	_, r = e.Do(`mutation { refreshToken { accessToken } }`, nil, cookie...)
+	apptest.WantCode(t, r, "INVALID_REFRESH_TOKEN", "")
 }

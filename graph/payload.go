@@ -21,8 +21,8 @@ func (r *Resolver) payload(ctx context.Context, p *auth.Pair, err error) (*model
 		RefreshTokenExpiresAt: p.RefreshTokenExpiresAt,
 		User:                  p.User,
 	}
-	if r.Cookies.Enabled {
-		r.Cookies.setRefreshCookie(ctx, p.RefreshToken, p.RefreshTokenExpiresAt)
+	if r.Cookies != nil {
+		r.Cookies.SetRefreshToken(ctx, p.RefreshToken, p.RefreshTokenExpiresAt)
 	} else {
 		rt := p.RefreshToken
 		out.RefreshToken = &rt
@@ -36,7 +36,10 @@ func (r *Resolver) presentedRefreshToken(ctx context.Context, arg *string) (raw 
 	if arg != nil {
 		return *arg, false
 	}
-	if raw = r.Cookies.refreshCookie(ctx); raw != "" {
+	if r.Cookies == nil {
+		return "", false
+	}
+	if raw = r.Cookies.RefreshToken(ctx); raw != "" {
 		return raw, true
 	}
 	return "", false

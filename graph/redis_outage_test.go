@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/tcpproxy"
 	"gqlauth/internal/testdb"
 	"gqlauth/internal/testlog"
@@ -40,35 +41,35 @@ func checkRedisOutage(t *testing.T, down, up func(*tcpproxy.Proxy) error) {
 	dir := t.TempDir()
 	vars := map[string]string{"REDIS_URL": redisURL, "LOGIN_RATE_LIMIT": "3/1m", "LOGIN_IP_RATE_LIMIT": "off"}
 	var logs testlog.Buffer
-	a := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir, vars: vars, logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	b := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir, vars: vars})
+	a := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir, Vars: vars, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	b := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir, Vars: vars})
 	email := "redis-outage-" + uniq() + "@example.com"
-	a.register(email, pw)
+	a.Register(email, pw)
 	waitFor(t, 5*time.Second, "b hears a's broadcasts", func() bool {
-		p := a.login(email, pw)
-		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
-		return b.app.Auth.BroadcastRevocations() > 0
+		p := a.Login(email, pw)
+		apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		return b.App.Auth.BroadcastRevocations() > 0
 	})
 
 	_ = down(proxy)
 	downAt := time.Now()
 	// Logins keep working, and failed ones are still limited, now per replica in memory.
-	wantOK(t, a.post(loginQ, loginVars(email, pw)))
+	apptest.WantOK(t, a.Post(loginQ, loginVars(email, pw)))
 	if d := time.Since(downAt); d > 3*time.Second {
 		t.Errorf("the first login without Redis took %s", d)
 	}
 	victim := "redis-victim-" + uniq() + "@example.com"
 	for range 3 {
-		wantCode(t, a.post(loginQ, loginVars(victim, "wrong password!")), "INVALID_CREDENTIALS", "")
+		apptest.WantCode(t, a.Post(loginQ, loginVars(victim, "wrong password!")), "INVALID_CREDENTIALS", "")
 	}
-	wantCode(t, a.post(loginQ, loginVars(victim, "wrong password!")), "RATE_LIMITED", "")
+	apptest.WantCode(t, a.Post(loginQ, loginVars(victim, "wrong password!")), "RATE_LIMITED", "")
 	// A session revoked on a is refused by b through the database poll.
-	p := b.login(email, pw)
-	wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+	p := b.Login(email, pw)
+	apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
 	revokedAt := time.Now()
 	waitFor(t, 3*time.Second, "b refuses the revoked session without Redis", func() bool {
-		r := b.me(p.AccessToken)
-		return r.ext("reason") == "SESSION_REVOKED"
+		r := b.Me(p.AccessToken)
+		return r.Ext("reason") == "SESSION_REVOKED"
 	})
 	byPolling := time.Since(revokedAt)
 	waitFor(t, 8*time.Second, "both parts report the outage", func() bool {
@@ -91,7 +92,7 @@ func checkRedisOutage(t *testing.T, down, up func(*tcpproxy.Proxy) error) {
 	restoredAt := time.Now()
 	// The limiter probes Redis again after its retry interval (5 s); the subscription within ~1 s.
 	waitFor(t, 10*time.Second, "both parts use Redis again", func() bool {
-		wantCode(t, a.post(loginQ, loginVars("redis-probe-"+uniq()+"@example.com", "wrong password!")), "INVALID_CREDENTIALS", "")
+		apptest.WantCode(t, a.Post(loginQ, loginVars("redis-probe-"+uniq()+"@example.com", "wrong password!")), "INVALID_CREDENTIALS", "")
 		m := metrics(t, a)
 		return strings.Contains(m, `gqlauth_dependency_degraded{component="ratelimit",dependency="redis"} 0`) &&
 			strings.Contains(m, `gqlauth_dependency_degraded{component="revocation_fanout",dependency="redis"} 0`) &&
@@ -105,11 +106,11 @@ func checkRedisOutage(t *testing.T, down, up func(*tcpproxy.Proxy) error) {
 	}
 	// Broadcasts flow again: b hears a's next revocation through Redis.
 	waitFor(t, 5*time.Second, "b hears broadcasts again", func() bool {
-		before := b.app.Auth.BroadcastRevocations()
-		p := a.login(email, pw)
-		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		before := b.App.Auth.BroadcastRevocations()
+		p := a.Login(email, pw)
+		apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
 		time.Sleep(50 * time.Millisecond)
-		return b.app.Auth.BroadcastRevocations() > before
+		return b.App.Auth.BroadcastRevocations() > before
 	})
 	if !strings.Contains(metrics(t, a), `gqlauth_dependency_fallbacks_total{component="ratelimit",dependency="redis"} 1`) {
 		t.Error("the switch to the fallback was not counted")
@@ -127,9 +128,9 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-func metrics(t *testing.T, e *env) string {
+func metrics(t *testing.T, e *apptest.Env) string {
 	t.Helper()
-	res, err := http.Get(e.srv.URL + "/metrics")
+	res, err := http.Get(e.Server.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

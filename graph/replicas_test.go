@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 )
 
@@ -15,35 +16,35 @@ func TestReplicasShareRevocationsThroughRedis(t *testing.T) {
 	dsn := testdb.Postgres(t)
 	dir := t.TempDir() // one signing key for both, as replicas share one
 	vars := map[string]string{"REDIS_URL": url}
-	a := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir, vars: vars})
-	b := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir, vars: vars})
+	a := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir, Vars: vars})
+	b := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir, Vars: vars})
 	u := uniq()
-	a.register("replica-"+u+"@example.com", pw)
+	a.Register("replica-"+u+"@example.com", pw)
 
 	// Subscriptions start in the background: wait until b hears a's broadcasts.
-	for deadline := time.Now().Add(5 * time.Second); b.app.Auth.BroadcastRevocations() == 0; {
+	for deadline := time.Now().Add(5 * time.Second); b.App.Auth.BroadcastRevocations() == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("instance b never received a revocation through Redis")
 		}
-		p := a.login("replica-"+u+"@example.com", pw)
-		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		p := a.Login("replica-"+u+"@example.com", pw)
+		apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
 		time.Sleep(20 * time.Millisecond)
 	}
 
 	const rounds = 10
 	var lat []time.Duration
 	for i := range rounds {
-		p := b.login("replica-"+u+"@example.com", pw)
-		wantOK(t, b.me(p.AccessToken))
-		before := b.app.Auth.BroadcastRevocations()
-		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		p := b.Login("replica-"+u+"@example.com", pw)
+		apptest.WantOK(t, b.Me(p.AccessToken))
+		before := b.App.Auth.BroadcastRevocations()
+		apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
 		start := time.Now()
 		for {
-			r := b.me(p.AccessToken)
-			if r.code() == "UNAUTHENTICATED" && r.ext("reason") == "SESSION_REVOKED" {
+			r := b.Me(p.AccessToken)
+			if r.Code() == "UNAUTHENTICATED" && r.Ext("reason") == "SESSION_REVOKED" {
 				break
 			}
-			wantOK(t, r)
+			apptest.WantOK(t, r)
 			if time.Since(start) > 2*time.Second {
 				t.Fatalf("round %d: instance b still accepts a session revoked on a after 2s", i)
 			}
@@ -52,10 +53,10 @@ func TestReplicasShareRevocationsThroughRedis(t *testing.T) {
 		lat = append(lat, time.Since(start))
 		// The revocation arrived through Redis, not (only) through the database poll.
 		deadline := time.Now().Add(2 * time.Second)
-		for b.app.Auth.BroadcastRevocations() == before && time.Now().Before(deadline) {
+		for b.App.Auth.BroadcastRevocations() == before && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
-		if b.app.Auth.BroadcastRevocations() == before {
+		if b.App.Auth.BroadcastRevocations() == before {
 			t.Fatalf("round %d: no revocation received through Redis", i)
 		}
 	}

@@ -1,5 +1,7 @@
 // Package graph is the GraphQL glue: gqlgen's generated executor, thin resolvers that call the auth
-// service, the @auth directive, the one table that turns errors into extensions.code, and the HTTP handler.
+// service, the @auth and @public directives, the one table that turns errors into extensions.code,
+// the operation limits and their query cache, and New, which returns the gqlgen server. It knows no
+// HTTP: the transports, routes and middleware are package httpapi's.
 package graph
 
 // This file is hand-written; gqlgen does not regenerate it.
@@ -13,10 +15,18 @@ import (
 	"gqlauth/auth"
 )
 
-// Resolver is the root resolver: the auth service, and how refresh tokens travel (body or cookie).
+// Resolver is the root resolver: the auth service, and how refresh tokens travel (in the body, or in
+// the cookie when Cookies is not nil).
 type Resolver struct {
 	Auth    *auth.Service
-	Cookies CookieOptions
+	Cookies RefreshCookies
+}
+
+// clearRefreshCookie tells the browser to drop the refresh cookie (in cookie mode).
+func (r *Resolver) clearRefreshCookie(ctx context.Context) {
+	if r.Cookies != nil {
+		r.Cookies.ClearRefreshToken(ctx)
+	}
 }
 
 // undecided reports whether err left the outcome open (the database was unavailable or the request

@@ -33,7 +33,7 @@ func (r *mutationResolver) RefreshToken(ctx context.Context, refreshToken *strin
 	}
 	p, err := r.Auth.Refresh(ctx, raw, auth.ClientFromContext(ctx))
 	if fromCookie && errors.Is(err, auth.ErrRefreshTokenInvalid) {
-		r.Cookies.clearRefreshCookie(ctx) // dead: stop the browser from sending it
+		r.clearRefreshCookie(ctx) // dead: stop the browser from sending it
 	}
 	return r.payload(ctx, p, err)
 }
@@ -43,7 +43,7 @@ func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bo
 	if raw, fromCookie := r.presentedRefreshToken(ctx, refreshToken); raw != "" {
 		err := r.Auth.Logout(ctx, raw)
 		if fromCookie && !undecided(err) {
-			r.Cookies.clearRefreshCookie(ctx)
+			r.clearRefreshCookie(ctx)
 		}
 		return true, err
 	}
@@ -53,14 +53,14 @@ func (r *mutationResolver) Logout(ctx context.Context, refreshToken *string) (bo
 	case errors.Is(err, auth.ErrTokenMissing):
 		return false, auth.ErrRefreshTokenInvalid
 	case errors.Is(err, auth.ErrSessionRevoked):
-		r.Cookies.clearRefreshCookie(ctx)
+		r.clearRefreshCookie(ctx)
 		return true, nil // already logged out: idempotent
 	case err != nil:
 		return false, err
 	}
 	err = r.Auth.LogoutSession(ctx, p)
 	if !undecided(err) {
-		r.Cookies.clearRefreshCookie(ctx)
+		r.clearRefreshCookie(ctx)
 	}
 	return true, err
 }
@@ -73,7 +73,7 @@ func (r *mutationResolver) LogoutAll(ctx context.Context) (int, error) {
 	}
 	n, err := r.Auth.LogoutAll(ctx, p)
 	if err == nil {
-		r.Cookies.clearRefreshCookie(ctx) // this session was revoked too
+		r.clearRefreshCookie(ctx) // this session was revoked too
 	}
 	return n, err
 }
@@ -86,7 +86,7 @@ func (r *mutationResolver) RevokeSession(ctx context.Context, id string) (bool, 
 	}
 	ok, err := r.Auth.RevokeSession(ctx, p, id)
 	if ok && id == p.SessionID {
-		r.Cookies.clearRefreshCookie(ctx)
+		r.clearRefreshCookie(ctx)
 	}
 	return ok, err
 }

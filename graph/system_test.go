@@ -1,8 +1,6 @@
 package graph_test
 
 import (
-	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -10,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 	"gqlauth/password"
 )
@@ -112,29 +110,29 @@ func TestSchemaIsDocumented(t *testing.T) {
 func TestCrossInstanceRevocation(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir() // shared signing key, like replicas with one configured key
-		a := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir})
-		b := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir})
-		p := a.register("alice@example.com", pw)
-		q := b.login("alice@example.com", pw)
-		wantOK(t, b.me(p.AccessToken))
-		wantOK(t, a.me(q.AccessToken))
+		a := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
+		b := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
+		p := a.Register("alice@example.com", pw)
+		q := b.Login("alice@example.com", pw)
+		apptest.WantOK(t, b.Me(p.AccessToken))
+		apptest.WantOK(t, a.Me(q.AccessToken))
 
-		wantOK(t, a.post(logoutQ, map[string]any{"t": p.RefreshToken}))
-		wantCode(t, a.me(p.AccessToken), "UNAUTHENTICATED", "SESSION_REVOKED") // at once on a
+		apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
+		apptest.WantCode(t, a.Me(p.AccessToken), "UNAUTHENTICATED", "SESSION_REVOKED") // at once on a
 		start := time.Now()
 		for {
-			r := b.me(p.AccessToken)
-			if r.code() == "UNAUTHENTICATED" && r.ext("reason") == "SESSION_REVOKED" {
+			r := b.Me(p.AccessToken)
+			if r.Code() == "UNAUTHENTICATED" && r.Ext("reason") == "SESSION_REVOKED" {
 				break
 			}
-			wantOK(t, r)
+			apptest.WantOK(t, r)
 			if time.Since(start) > 2*time.Second {
 				t.Fatal("instance b still accepts a session revoked on a after 2s")
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		t.Logf("revocation reached the other instance after %s", time.Since(start).Round(time.Millisecond))
-		wantOK(t, b.me(q.AccessToken)) // other sessions unaffected
+		apptest.WantOK(t, b.Me(q.AccessToken)) // other sessions unaffected
 	})
 }
 
@@ -142,10 +140,10 @@ func TestCrossInstanceRevocation(t *testing.T) {
 func TestRestartKeepsSigningKey(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir()
-		first := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir})
-		p := first.register("alice@example.com", pw)
-		first.srv.Close()
-		_ = first.app.Close()
+		first := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
+		p := first.Register("alice@example.com", pw)
+		first.Server.Close()
+		_ = first.App.Close()
 
 		fi, err := os.Stat(filepath.Join(dir, "jwt-ed25519.pem"))
 		if err != nil {
@@ -154,30 +152,30 @@ func TestRestartKeepsSigningKey(t *testing.T) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
 		}
-		second := newEnv(t, dsn, envOpt{realTime: true, dataDir: dir})
-		wantOK(t, second.me(p.AccessToken))
-		wantOK(t, second.refresh(p.RefreshToken))
+		second := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
+		apptest.WantOK(t, second.Me(p.AccessToken))
+		apptest.WantOK(t, second.Refresh(p.RefreshToken))
 	})
 }
 
 func TestHS256Secret(t *testing.T) {
 	secret := strings.Repeat("s", 32)
 	dsn := testdb.SQLite(t)
-	e := newEnv(t, dsn, envOpt{vars: map[string]string{"JWT_SECRET": secret}})
-	p := e.register("alice@example.com", pw)
+	e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"JWT_SECRET": secret}})
+	p := e.Register("alice@example.com", pw)
 	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(p.AccessToken, ".")[0])
 	if !strings.Contains(string(header), `"HS256"`) {
 		t.Fatalf("header %s, want HS256", header)
 	}
-	wantOK(t, e.me(p.AccessToken))
+	apptest.WantOK(t, e.Me(p.AccessToken))
 	// A server with another secret refuses it.
-	other := newEnv(t, dsn, envOpt{vars: map[string]string{"JWT_SECRET": strings.Repeat("t", 32)}})
-	wantCode(t, other.me(p.AccessToken), "UNAUTHENTICATED", "TOKEN_INVALID")
+	other := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"JWT_SECRET": strings.Repeat("t", 32)}})
+	apptest.WantCode(t, other.Me(p.AccessToken), "UNAUTHENTICATED", "TOKEN_INVALID")
 }
 
 func TestAccessTokenShape(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
-	p := e.register("alice@example.com", pw)
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	p := e.Register("alice@example.com", pw)
 	parts := strings.Split(p.AccessToken, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWS: %s", p.AccessToken)
@@ -199,7 +197,7 @@ func TestAccessTokenShape(t *testing.T) {
 		t.Fatalf("claims = %v", claims)
 	}
 	// The JWKS publishes the key under the same kid.
-	res, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
+	res, err := http.Get(e.Server.URL + "/.well-known/jwks.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,14 +216,14 @@ func TestAccessTokenShape(t *testing.T) {
 // Nothing secret is stored in plaintext: not the refresh tokens, not the passwords, not the access tokens.
 func TestNoPlaintextSecretsAtRest(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
-		e := newEnv(t, dsn, envOpt{})
-		p := e.register("alice@example.com", pw)
-		q := e.mustPair(e.refresh(p.RefreshToken), "refreshToken")
-		l := e.login("alice@example.com", pw)
+		e := apptest.New(t, dsn, apptest.Options{})
+		p := e.Register("alice@example.com", pw)
+		q := e.MustPair(e.Refresh(p.RefreshToken), "refreshToken")
+		l := e.Login("alice@example.com", pw)
 		secrets := []string{pw, p.RefreshToken, q.RefreshToken, l.RefreshToken, p.AccessToken, q.AccessToken}
 
 		var dump strings.Builder
-		db := e.app.Store.Gorm()
+		db := e.App.Store.Gorm()
 		for _, table := range []string{"users", "sessions", "refresh_tokens"} {
 			rows, err := db.Raw("SELECT * FROM " + table).Rows()
 			if err != nil {
@@ -270,123 +268,37 @@ func TestNoPlaintextSecretsAtRest(t *testing.T) {
 // Stored hashes are upgraded at login when the configured argon2id parameters change.
 func TestRehashOnLogin(t *testing.T) {
 	dsn := testdb.SQLite(t)
-	e := newEnv(t, dsn, envOpt{})
-	p := e.register("alice@example.com", pw)
+	e := apptest.New(t, dsn, apptest.Options{})
+	p := e.Register("alice@example.com", pw)
 	stronger := password.Params{Memory: 128, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
-	e2 := newEnv(t, dsn, envOpt{params: &stronger})
-	e2.login("alice@example.com", pw)
+	e2 := apptest.New(t, dsn, apptest.Options{Password: &stronger})
+	e2.Login("alice@example.com", pw)
 	var hash string
-	e2.app.Store.Gorm().Raw("SELECT password_hash FROM users WHERE id = ?", p.User.ID).Scan(&hash)
+	e2.App.Store.Gorm().Raw("SELECT password_hash FROM users WHERE id = ?", p.User.ID).Scan(&hash)
 	if !strings.HasPrefix(hash, "$argon2id$v=19$m=128,t=2,p=1$") {
 		t.Fatalf("hash not upgraded: %s", hash[:30])
 	}
-	e2.login("alice@example.com", pw)
-}
-
-// Every failure carries extensions.code, and none is a 5xx.
-func TestEveryErrorHasACode(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
-	for _, tc := range []struct {
-		name, method, body, contentType, path string
-	}{
-		{"parse error", "POST", `{"query":"{ me { "}`, "application/json", "/graphql"},
-		{"unknown field", "POST", `{"query":"{ nope }"}`, "application/json", "/graphql"},
-		{"missing variable", "POST", `{"query":"mutation($i: LoginInput!) { login(input: $i) { accessToken } }"}`, "application/json", "/graphql"},
-		{"wrong variable type", "POST", `{"query":"mutation($i: LoginInput!) { login(input: $i) { accessToken } }","variables":{"i":{"email":1}}}`, "application/json", "/graphql"},
-		{"bad enum", "POST", `{"query":"{ user(id: 1) { role } }"}`, "application/json", "/graphql"},
-		{"invalid json", "POST", `{"query":`, "application/json", "/graphql"},
-		{"mutation over GET", "GET", "", "", "/graphql?query=" + "mutation%7BlogoutAll%7D"},
-		{"undecodable GET variables", "GET", "", "", "/graphql?query=%7B__typename%7D&variables=%7B"},
-		{"unsupported content type", "POST", `{"query":"{ __typename }"}`, "text/plain", "/graphql"},
-		{"oversized body", "POST", `{"query":"` + strings.Repeat(" ", 2<<20) + `{ __typename }"}`, "application/json", "/graphql"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, bytes.NewReader([]byte(tc.body)))
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			raw, _ := io.ReadAll(res.Body)
-			if res.StatusCode >= 500 {
-				t.Fatalf("status %d: %s", res.StatusCode, raw)
-			}
-			var out struct {
-				Errors []gqlError `json:"errors"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil || len(out.Errors) == 0 {
-				t.Fatalf("status %d, want GraphQL errors: %s", res.StatusCode, raw)
-			}
-			for _, ge := range out.Errors {
-				if c, _ := ge.Extensions["code"].(string); c == "" {
-					t.Fatalf("error without extensions.code: %s", raw)
-				}
-			}
-		})
-	}
+	e2.Login("alice@example.com", pw)
 }
 
 // Database failures become INTERNAL_SERVER_ERROR with a generic message: no SQL, no driver text.
 func TestInternalErrorsDoNotLeak(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t), envOpt{})
-	p := e.register("alice@example.com", pw)
-	if err := e.app.Store.Gorm().Exec("DROP TABLE refresh_tokens").Error; err != nil {
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	p := e.Register("alice@example.com", pw)
+	if err := e.App.Store.Gorm().Exec("DROP TABLE refresh_tokens").Error; err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []response{
-		e.refresh(p.RefreshToken),
-		e.post(`mutation($i: LoginInput!) { login(input: $i) { accessToken } }`, map[string]any{"i": map[string]any{"email": "alice@example.com", "password": pw}}),
+	for _, r := range []apptest.Response{
+		e.Refresh(p.RefreshToken),
+		e.Post(`mutation($i: LoginInput!) { login(input: $i) { accessToken } }`, map[string]any{"i": map[string]any{"email": "alice@example.com", "password": pw}}),
 	} {
-		wantCode(t, r, "INTERNAL_SERVER_ERROR", "")
+		apptest.WantCode(t, r, "INTERNAL_SERVER_ERROR", "")
 		msg := strings.ToLower(r.Errors[0].Message)
 		for _, leak := range []string{"sql", "table", "refresh_tokens", "no such"} {
 			if strings.Contains(msg, leak) {
 				t.Fatalf("message leaks internals: %q", r.Errors[0].Message)
 			}
 		}
-	}
-}
-
-func TestHTTPEndpoints(t *testing.T) {
-	dev := newEnv(t, testdb.SQLite(t), envOpt{})
-	prod := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32)}})
-	get := func(url string) (int, string) {
-		res, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	if code, _ := get(dev.srv.URL + "/healthz"); code != 200 {
-		t.Fatalf("healthz = %d", code)
-	}
-	if code, body := get(dev.srv.URL + "/"); code != 200 || !strings.Contains(strings.ToLower(body), "graphiql") {
-		t.Fatalf("IDE in development = %d", code)
-	}
-	if code, _ := get(prod.srv.URL + "/"); code != 404 {
-		t.Fatalf("IDE in production = %d, want 404", code)
-	}
-	// GET /graphql runs queries.
-	p := dev.register("alice@example.com", pw)
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", dev.srv.URL+"/graphql?query=%7Bme%7Bemail%7D%7D", nil)
-	req.Header.Set("Authorization", "Bearer "+p.AccessToken)
-	r := dev.send(req)
-	wantOK(t, r)
-	// Introspection only in development.
-	wantOK(t, dev.post(`{ __schema { queryType { name } } }`, nil))
-	if r := prod.post(`{ __schema { queryType { name } } }`, nil); len(r.Errors) == 0 {
-		t.Fatalf("introspection allowed in production: %s", r.Raw)
-	}
-	// Token responses are never cached.
-	res, _ := http.Post(dev.srv.URL+"/graphql", "application/json", strings.NewReader(`{"query":"{ __typename }"}`))
-	res.Body.Close()
-	if res.Header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("Cache-Control = %q", res.Header.Get("Cache-Control"))
 	}
 }
 
@@ -401,10 +313,10 @@ func TestConfiguredKeyFile(t *testing.T) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, testdb.SQLite(t), envOpt{vars: map[string]string{"JWT_PRIVATE_KEY_FILE": path}})
-	p := e.register("alice@example.com", pw)
-	wantOK(t, e.me(p.AccessToken))
-	res, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"JWT_PRIVATE_KEY_FILE": path}})
+	p := e.Register("alice@example.com", pw)
+	apptest.WantOK(t, e.Me(p.AccessToken))
+	res, err := http.Get(e.Server.URL + "/.well-known/jwks.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +328,7 @@ func TestConfiguredKeyFile(t *testing.T) {
 	if len(set.Keys) != 1 || set.Keys[0].X != base64.RawURLEncoding.EncodeToString(pub) {
 		t.Fatalf("JWKS does not publish the configured key: %+v", set)
 	}
-	if _, err := os.Stat(filepath.Join(e.cfg.DataDir, "jwt-ed25519.pem")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(e.Config.DataDir, "jwt-ed25519.pem")); !os.IsNotExist(err) {
 		t.Fatal("a key was generated although JWT_PRIVATE_KEY_FILE is set")
 	}
 }

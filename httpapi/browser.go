@@ -1,14 +1,19 @@
-package graph
+package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
-	"gqlauth/graph/model"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"gqlauth/graph"
 )
 
 // Browser support: the refresh token in an HttpOnly cookie (so page scripts, and XSS, can never read
@@ -39,7 +44,7 @@ func (c CookieOptions) Name() string {
 
 type exchangeKey struct{}
 
-// exchange gives resolvers the HTTP request and response, to read and set the cookie.
+// exchange is the HTTP request and response of a GraphQL request, for the refresh cookie.
 type exchange struct {
 	w http.ResponseWriter
 	r *http.Request
@@ -49,25 +54,31 @@ func withExchange(ctx context.Context, w http.ResponseWriter, r *http.Request) c
 	return context.WithValue(ctx, exchangeKey{}, &exchange{w: w, r: r})
 }
 
-// refreshCookie returns the refresh token from the cookie, or "" when cookie mode is off, there is no
-// cookie, or the request is not a JSON POST (the only kind allowed to use it).
-func (c CookieOptions) refreshCookie(ctx context.Context) string {
+// refreshCookies implements graph.RefreshCookies in cookie mode, over the exchange that
+// graphqlEndpoint put in the context.
+type refreshCookies struct{ opts CookieOptions }
+
+var _ graph.RefreshCookies = refreshCookies{}
+
+// RefreshToken returns the refresh token from the cookie, or "" when there is no cookie or the
+// request is not a JSON POST (the only kind allowed to use it).
+func (c refreshCookies) RefreshToken(ctx context.Context) string {
 	x, ok := ctx.Value(exchangeKey{}).(*exchange)
-	if !c.Enabled || !ok || x.r.Method != http.MethodPost {
+	if !ok || x.r.Method != http.MethodPost {
 		return ""
 	}
 	if mt, _, err := mime.ParseMediaType(x.r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return ""
 	}
-	ck, err := x.r.Cookie(c.Name())
+	ck, err := x.r.Cookie(c.opts.Name())
 	if err != nil {
 		return ""
 	}
 	return ck.Value
 }
 
-// setRefreshCookie stores the refresh token in the cookie until the session expires.
-func (c CookieOptions) setRefreshCookie(ctx context.Context, token string, expires time.Time) {
+// SetRefreshToken stores the refresh token in the cookie until the session expires.
+func (c refreshCookies) SetRefreshToken(ctx context.Context, token string, expires time.Time) {
 	x, ok := ctx.Value(exchangeKey{}).(*exchange)
 	if !ok {
 		return
@@ -76,13 +87,13 @@ func (c CookieOptions) setRefreshCookie(ctx context.Context, token string, expir
 	if maxAge < 1 {
 		maxAge = 1
 	}
-	http.SetCookie(x.w, c.cookie(token, maxAge))
+	http.SetCookie(x.w, c.opts.cookie(token, maxAge))
 }
 
-// clearRefreshCookie tells the browser to drop the cookie.
-func (c CookieOptions) clearRefreshCookie(ctx context.Context) {
-	if x, ok := ctx.Value(exchangeKey{}).(*exchange); ok && c.Enabled {
-		http.SetCookie(x.w, c.cookie("", -1))
+// ClearRefreshToken tells the browser to drop the cookie.
+func (c refreshCookies) ClearRefreshToken(ctx context.Context) {
+	if x, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+		http.SetCookie(x.w, c.opts.cookie("", -1))
 	}
 }
 
@@ -163,8 +174,9 @@ func (c *cors) setOrigin(w http.ResponseWriter, origin string, creds bool) {
 	}
 }
 
-// csrf refuses cross-origin browser POSTs unless their origin is allowed.
-func csrf(origins []string, next http.Handler) (http.Handler, error) {
+// csrf refuses cross-origin browser POSTs unless their origin is allowed. The refusal comes before
+// any transport, so it is coded by graph.PresentError (and is not a GraphQL operation to count).
+func csrf(origins []string, log *slog.Logger, next http.Handler) (http.Handler, error) {
 	p := http.NewCrossOriginProtection()
 	for _, o := range origins {
 		if o == "*" {
@@ -175,8 +187,10 @@ func csrf(origins []string, next http.Handler) (http.Handler, error) {
 		}
 	}
 	p.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusForbidden, model.ErrorCodeForbidden,
-			"cross-origin request refused: add the page's origin to CORS_ALLOWED_ORIGINS")
+		b, _ := json.Marshal(&graphql.Response{Errors: gqlerror.List{graph.PresentError(r.Context(), log, graph.ErrCrossOrigin)}})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write(b)
 	}))
 	return p.Handler(next), nil
 }
