@@ -171,7 +171,7 @@ func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (
 	}
 	limiter := ratelimit.NewFallback(ratelimit.NewRedis(client, "gqlauth:rl:"), mem, opts.Logger)
 	limiter.OnChange = metrics.Dependency("redis", "ratelimit")
-	broadcaster := fanout.NewRedis(client, "gqlauth:revocations", opts.Logger)
+	broadcaster := fanout.NewRedis(client, fanout.Channel, opts.Logger)
 	broadcaster.OnChange = metrics.Dependency("redis", "revocation_fanout")
 	return limiter, broadcaster, func() { _ = client.Close() }, nil
 }

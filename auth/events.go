@@ -3,13 +3,15 @@ package auth
 import (
 	"context"
 	"log/slog"
+
+	"gqlauth/models"
 )
 
 // EventKind names an authentication event. Every event becomes one audit log line ("auth event")
 // and a call of Options.OnEvent (metrics).
 type EventKind string
 
-// The events.
+// The events of the Service.
 const (
 	EventRegister       EventKind = "register"
 	EventLogin          EventKind = "login"
@@ -19,6 +21,15 @@ const (
 	EventLogoutAll      EventKind = "logout_all"
 	EventRevokeSession  EventKind = "revoke_session"
 	EventChangePassword EventKind = "change_password"
+)
+
+// The events of the Admin (authctl): an administrator, not the user, made the change.
+const (
+	EventAdminCreateUser     EventKind = "admin_create_user"
+	EventAdminSetRole        EventKind = "admin_set_role"
+	EventAdminRevokeSessions EventKind = "admin_revoke_sessions"
+	EventAdminDeleteUser     EventKind = "admin_delete_user"
+	EventAdminPurge          EventKind = "admin_purge"
 )
 
 // The outcomes of an event.
@@ -35,17 +46,23 @@ type Event struct {
 	UserID    string
 	SessionID string
 	IP        string
-	Revoked   int // sessions this event revoked
+	Revoked   int         // sessions this event revoked
+	Role      models.Role // the role given (admin_create_user, admin_set_role)
+	Deleted   int64       // rows deleted (admin_purge)
 }
 
 // emit writes the audit line and tells the observer.
-func (s *Service) emit(ctx context.Context, e Event) {
+func (s *Service) emit(ctx context.Context, e Event) { emit(ctx, s.log, s.opts.OnEvent, e) }
+
+// emit writes the audit line of e to log and calls observe (when not nil): the one path of every
+// event, the Service's and the Admin's.
+func emit(ctx context.Context, log *slog.Logger, observe func(context.Context, Event), e Event) {
 	level := slog.LevelInfo
 	if e.Kind == EventReuseDetected {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{slog.String("event", string(e.Kind)), slog.String("outcome", e.Outcome)}
-	for _, kv := range [][2]string{{"user_id", e.UserID}, {"session_id", e.SessionID}, {"ip", e.IP}} {
+	for _, kv := range [][2]string{{"user_id", e.UserID}, {"session_id", e.SessionID}, {"ip", e.IP}, {"role", string(e.Role)}} {
 		if kv[1] != "" {
 			attrs = append(attrs, slog.String(kv[0], kv[1]))
 		}
@@ -53,8 +70,11 @@ func (s *Service) emit(ctx context.Context, e Event) {
 	if e.Revoked > 0 {
 		attrs = append(attrs, slog.Int("revoked", e.Revoked))
 	}
-	s.log.LogAttrs(ctx, level, "auth event", attrs...)
-	if s.opts.OnEvent != nil {
-		s.opts.OnEvent(ctx, e)
+	if e.Deleted > 0 {
+		attrs = append(attrs, slog.Int64("deleted", e.Deleted))
+	}
+	log.LogAttrs(ctx, level, "auth event", attrs...)
+	if observe != nil {
+		observe(ctx, e)
 	}
 }

@@ -45,13 +45,25 @@ func (r *revocations) add(ctx context.Context, ids []string, at time.Time, log *
 		return
 	}
 	r.record(ids, at)
-	if r.fanout != nil {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 250*time.Millisecond)
-		defer cancel()
-		if err := r.fanout.Publish(pctx, ids); err != nil {
-			// Debug: the broadcaster itself logs when it starts and stops failing.
-			log.DebugContext(ctx, "revocation broadcast failed; other instances will see it by polling", "err", err)
-		}
+	publish(ctx, r.fanout, ids, log)
+}
+
+// publishTimeout bounds how long a revocation waits for its broadcast: the broadcast only saves
+// latency, so a slow Redis must not hold up the request (or authctl) that revoked.
+const publishTimeout = 250 * time.Millisecond
+
+// publish tells the other instances about revoked sessions at once when b is not nil: the one path
+// of every revocation, the Service's and the Admin's. Polling remains the guarantee: a lost broadcast
+// costs only latency.
+func publish(ctx context.Context, b Broadcaster, ids []string, log *slog.Logger) {
+	if b == nil || len(ids) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if err := b.Publish(pctx, ids); err != nil {
+		// Debug: the broadcaster itself logs when it starts and stops failing.
+		log.DebugContext(ctx, "revocation broadcast failed; other instances will see it by polling", "err", err)
 	}
 }
 

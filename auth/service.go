@@ -107,6 +107,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 		revs:      newRevocations(store, opts.Broadcaster, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute),
 		dummyHash: dummy,
 		hashSlots: make(chan struct{}, opts.HashConcurrency),
+		users:     newUserCache(),
 	}, nil
 }
 

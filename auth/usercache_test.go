@@ -2,6 +2,9 @@ package auth_test
 
 import (
 	"context"
+	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,5 +37,21 @@ func TestMeCache(t *testing.T) {
 	now = now.Add(6 * time.Second)
 	if u, _ = svc.Me(ctx, me); u.Role != models.RoleAdmin {
 		t.Fatalf("Me after the cache TTL = role %s, want ADMIN", u.Role)
+	}
+}
+
+// Building a service starts no goroutine (tests build hundreds): golang-lru's expirable.LRU would
+// start a cleanup goroutine per cache that can never be stopped; the user cache is a plain LRU.
+func TestServicesStartNoGoroutine(t *testing.T) {
+	dsn := testdb.SQLite(t)
+	for range 16 {
+		svc, _ := newTestService(t, dsn, auth.Options{})
+		if _, err := svc.Me(context.Background(), &auth.Principal{UserID: "00000000-0000-0000-0000-000000000000"}); !errors.Is(err, auth.ErrSessionRevoked) {
+			t.Fatalf("Me of nobody: %v", err)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "golang-lru") {
+		t.Fatalf("a cache goroutine is running:\n%s", stacks)
 	}
 }

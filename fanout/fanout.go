@@ -13,11 +13,16 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gqlauth/internal/degrade"
 )
+
+// Channel is the pub/sub channel of the server's revocations. Everything that revokes sessions of a
+// deployment (the servers, authctl) must publish on the same one.
+const Channel = "gqlauth:revocations"
 
 // Redis publishes and receives revocations on one channel.
 type Redis struct {
@@ -30,18 +35,17 @@ type Redis struct {
 
 	client  redis.UniversalClient
 	channel string
-	log     *slog.Logger
-
-	mu       sync.Mutex
-	degraded bool
+	health  *degrade.Tracker // degraded: Redis is failing, revocations travel by database polling
 }
 
 // NewRedis returns a broadcaster on channel. A nil log means slog.Default().
 func NewRedis(client redis.UniversalClient, channel string, log *slog.Logger) *Redis {
-	if log == nil {
-		log = slog.Default()
+	return &Redis{
+		client: client, channel: channel, HealthInterval: 2 * time.Second, RetryInterval: time.Second,
+		health: degrade.NewTracker(log,
+			"revocation fan-out: Redis failed; revocations reach other instances by database polling until it is back",
+			"revocation fan-out: Redis works again; revocations are broadcast at once"),
 	}
-	return &Redis{client: client, channel: channel, log: log, HealthInterval: 2 * time.Second, RetryInterval: time.Second}
 }
 
 // errDegraded is what Publish returns, without trying, while Redis is known to be failing.
@@ -51,15 +55,12 @@ var errDegraded = errors.New("fanout: Redis is failing; not publishing until the
 // Redis is failing it returns at once instead of making each revocation wait for a timeout; the
 // subscription notices the recovery (within a few seconds) and publishing resumes.
 func (r *Redis) Publish(ctx context.Context, sessionIDs []string) error {
-	r.mu.Lock()
-	degraded := r.degraded
-	r.mu.Unlock()
-	if degraded {
+	if r.health.Degraded() {
 		return errDegraded
 	}
 	err := r.client.Publish(ctx, r.channel, strings.Join(sessionIDs, ",")).Err()
 	if err != nil {
-		r.setDegraded(true, err)
+		r.health.Fail(r.OnChange, "err", err)
 	}
 	return err
 }
@@ -97,7 +98,7 @@ func (r *Redis) Subscribe(ctx context.Context, deliver func(sessionIDs []string)
 				sub = r.client.Subscribe(ctx, r.channel)
 			}
 			pinged = false
-			r.setDegraded(true, err)
+			r.health.Fail(r.OnChange, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(r.RetryInterval):
@@ -105,31 +106,12 @@ func (r *Redis) Subscribe(ctx context.Context, deliver func(sessionIDs []string)
 			continue
 		}
 		pinged = false
-		r.setDegraded(false, nil)
+		r.health.Recover(r.OnChange)
 		if m, ok := msg.(*redis.Message); ok {
 			if ids := split(m.Payload); len(ids) > 0 {
 				deliver(ids)
 			}
 		}
-	}
-}
-
-// setDegraded records the state and logs and reports only its changes.
-func (r *Redis) setDegraded(degraded bool, err error) {
-	r.mu.Lock()
-	changed := r.degraded != degraded
-	r.degraded = degraded
-	if changed && r.OnChange != nil {
-		r.OnChange(degraded) // under the lock, so reports cannot overtake each other
-	}
-	r.mu.Unlock()
-	if !changed {
-		return
-	}
-	if degraded {
-		r.log.Warn("revocation fan-out: Redis failed; revocations reach other instances by database polling until it is back", "err", err)
-	} else {
-		r.log.Info("revocation fan-out: Redis works again; revocations are broadcast at once")
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"gqlauth/internal/degrade"
 )
 
 // Compile-time checks that every implementation satisfies Limiter.
@@ -49,10 +51,10 @@ type Fallback struct {
 	primary, secondary Limiter
 	log                *slog.Logger
 	now                func() time.Time // replaced in tests
+	health             *degrade.Tracker // degraded: calls go to the secondary
 
-	mu       sync.Mutex
-	degraded bool
-	lastTry  time.Time // when the primary last failed or was last probed
+	mu      sync.Mutex
+	lastTry time.Time // when the primary last failed or was last probed
 }
 
 // NewFallback returns a Fallback over primary and secondary that logs state
@@ -67,16 +69,15 @@ func NewFallback(primary, secondary Limiter, log *slog.Logger) *Fallback {
 		secondary:     secondary,
 		log:           log,
 		now:           time.Now,
+		health: degrade.NewTracker(log,
+			"ratelimit: primary limiter failed; using in-memory fallback",
+			"ratelimit: primary limiter recovered; no longer using in-memory fallback"),
 	}
 }
 
 // Degraded reports whether calls are currently answered by the secondary
 // because the primary failed, e.g. for a health or metrics endpoint.
-func (f *Fallback) Degraded() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.degraded
-}
+func (f *Fallback) Degraded() bool { return f.health.Degraded() }
 
 // Hit implements Limiter.
 func (f *Fallback) Hit(ctx context.Context, key string, r Rate) (Result, error) {
@@ -138,11 +139,11 @@ func (f *Fallback) retryInterval() time.Duration {
 // after RetryInterval claims the probe by moving lastTry forward, so
 // concurrent calls do not all pile onto a primary that may still be down.
 func (f *Fallback) route() (usePrimary, probe bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.degraded {
+	if !f.health.Degraded() {
 		return true, false
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	now := f.now()
 	if now.Sub(f.lastTry) < f.retryInterval() {
 		return false, false
@@ -155,35 +156,18 @@ func (f *Fallback) route() (usePrimary, probe bool) {
 // call that was already in flight when the primary failed can succeed late,
 // and must not make the next calls skip the retry interval.
 func (f *Fallback) succeeded(probe bool) {
-	if !probe {
-		return
-	}
-	f.mu.Lock()
-	recovered := f.degraded
-	f.degraded = false
-	if recovered && f.OnChange != nil {
-		f.OnChange(false) // under the lock, so reports cannot overtake each other
-	}
-	f.mu.Unlock()
-	if recovered {
-		f.log.Info("ratelimit: primary limiter recovered; no longer using in-memory fallback")
+	if probe {
+		f.health.Recover(f.OnChange)
 	}
 }
 
-// failed records a primary failure and logs only the healthy->degraded
-// transition, so a burst of failing calls produces one line.
+// failed records a primary failure; the tracker logs only the
+// healthy->degraded transition, so a burst of failing calls produces one line.
+// lastTry is set before the state changes, so a call that sees the
+// degradation also sees the retry interval start.
 func (f *Fallback) failed(op string, err error) {
 	f.mu.Lock()
-	switched := !f.degraded
-	f.degraded = true
 	f.lastTry = f.now()
-	interval := f.retryInterval()
-	if switched && f.OnChange != nil {
-		f.OnChange(true)
-	}
 	f.mu.Unlock()
-	if switched {
-		f.log.Warn("ratelimit: primary limiter failed; using in-memory fallback",
-			"op", op, "error", err, "retry_interval", interval)
-	}
+	f.health.Fail(f.OnChange, "op", op, "error", err, "retry_interval", f.retryInterval())
 }

@@ -12,6 +12,9 @@ import (
 	"gqlauth/models"
 )
 
+// DB is the Admin's store too.
+var _ auth.AdminStore = (*DB)(nil)
+
 // Purge deletes rows that nothing needs any more, in batches of at most batch rows per statement,
 // each batch in its own short transaction:
 //

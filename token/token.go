@@ -152,6 +152,7 @@ func newIssuer(alg string, method jwt.SigningMethod, set *keySet, opts Options) 
 	i := &Issuer{
 		alg: alg, method: method,
 		iss: opts.Issuer, aud: opts.Audience, ttl: opts.TTL, leeway: opts.Leeway, now: now,
+		verified: newVerifiedCache(),
 	}
 	i.keys.Store(set)
 	// The parser holds only configuration and is never mutated by ParseWithClaims, so one instance

@@ -1,6 +1,6 @@
 package token
 
-import "sync"
+import lru "github.com/hashicorp/golang-lru/v2"
 
 // verifiedCacheSize bounds the cache of verified tokens: 16384 entries of ~0.5 KiB, ~8 MiB at most.
 const verifiedCacheSize = 1 << 14
@@ -12,9 +12,18 @@ const verifiedCacheSize = 1 << 14
 // can change: expiry against the clock, that the key set is the same one (a rotation or a deleted key
 // file invalidates every entry), and that the signing key is not retired. Revocation is checked by the
 // caller on every request, cached or not.
+//
+// The entries live in a bounded LRU (hashicorp/golang-lru's lru.Cache): past verifiedCacheSize the
+// least recently used token goes, so the tokens in use stay. Not the same module's expirable.LRU:
+// each entry already carries its token's exp, which Verify checks against the Issuer's clock (tests
+// move a fake one, which expirable cannot read); expirable reads the wall clock on every Get, which
+// made a cached Verify almost twice as slow (BenchmarkVerifyCached); and with a TTL it runs a
+// cleanup goroutine per cache that the library (v2.0.7) offers no way to stop, which a constructor
+// must not start. An expired token left in the cache only takes a slot until the LRU pushes it out.
+//
+// The zero verifiedCache caches nothing (BenchmarkVerify uses one to measure the full check).
 type verifiedCache struct {
-	mu sync.RWMutex
-	m  map[string]verifiedEntry
+	lru *lru.Cache[string, verifiedEntry]
 }
 
 type verifiedEntry struct {
@@ -23,20 +32,23 @@ type verifiedEntry struct {
 	kid    string
 }
 
-func (c *verifiedCache) get(raw string) (verifiedEntry, bool) {
-	c.mu.RLock()
-	e, ok := c.m[raw]
-	c.mu.RUnlock()
-	return e, ok
+func newVerifiedCache() verifiedCache {
+	c, err := lru.New[string, verifiedEntry](verifiedCacheSize)
+	if err != nil {
+		panic(err) // only for a size <= 0
+	}
+	return verifiedCache{lru: c}
 }
 
-func (c *verifiedCache) put(raw string, e verifiedEntry) {
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= verifiedCacheSize {
-		// Dropping everything at once keeps the cache simple and bounded; the tokens in use are
-		// verified again on their next request and come straight back.
-		c.m = make(map[string]verifiedEntry)
+func (c verifiedCache) get(raw string) (verifiedEntry, bool) {
+	if c.lru == nil {
+		return verifiedEntry{}, false
 	}
-	c.m[raw] = e
-	c.mu.Unlock()
+	return c.lru.Get(raw)
+}
+
+func (c verifiedCache) put(raw string, e verifiedEntry) {
+	if c.lru != nil {
+		c.lru.Add(raw, e)
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,5 +67,48 @@ func BenchmarkVerifyCached(b *testing.B) {
 		if _, err := iss.Verify(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The cache is bounded, and a full cache drops its least recently used token, not the ones in use.
+func TestVerifiedCacheBound(t *testing.T) {
+	c := newVerifiedCache()
+	key := func(n int) string { return fmt.Sprintf("token-%d", n) }
+	for n := range verifiedCacheSize {
+		c.put(key(n), verifiedEntry{kid: key(n)})
+	}
+	if _, ok := c.get(key(0)); !ok { // token 0 is now the most recently used
+		t.Fatal("token 0 missing from a cache that is not full yet")
+	}
+	c.put(key(verifiedCacheSize), verifiedEntry{})
+	if n := c.lru.Len(); n != verifiedCacheSize {
+		t.Fatalf("%d entries, want the bound %d", n, verifiedCacheSize)
+	}
+	if _, ok := c.get(key(1)); ok {
+		t.Fatal("the least recently used token survived an overflow")
+	}
+	for _, n := range []int{0, 2, verifiedCacheSize} {
+		if e, ok := c.get(key(n)); !ok || (n < verifiedCacheSize && e.kid != key(n)) {
+			t.Fatalf("token %d: %+v, %v", n, e, ok)
+		}
+	}
+}
+
+// Building an issuer starts no goroutine (tests build hundreds): golang-lru's expirable.LRU would
+// start a cleanup goroutine per cache that can never be stopped; the cache is a plain LRU.
+func TestIssuersStartNoGoroutine(t *testing.T) {
+	for range 32 {
+		iss, err := NewHS256Issuer([]byte(strings.Repeat("s", 32)), Options{Issuer: "i", Audience: "a", TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _, _ := iss.Issue("u", "s", "USER")
+		if _, err := iss.Verify(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "golang-lru") {
+		t.Fatalf("a cache goroutine is running:\n%s", stacks)
 	}
 }

@@ -14,11 +14,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"gqlauth/auth"
 	"gqlauth/config"
+	"gqlauth/fanout"
 	"gqlauth/models"
+	"gqlauth/observe"
 	"gqlauth/password"
 	"gqlauth/store"
 )
@@ -168,7 +170,8 @@ func (c *cli) config() (*config.Config, error) {
 	return c.cfg, nil
 }
 
-// open loads the configuration and opens (and migrates) the database.
+// open loads the configuration and opens (and migrates) the database. Only migrate and admin use it:
+// every other command goes through the auth package's Admin.
 func (c *cli) open(ctx context.Context) (*store.DB, error) {
 	cfg, err := c.config()
 	if err != nil {
@@ -192,6 +195,44 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 	defer db.Close()
 	fmt.Fprintf(c.stdout, "schema is up to date (%s)\n", db.Dialect())
 	return nil
+}
+
+// admin builds the auth package's Admin with the server's configuration: its database, its password
+// parameters, its audit log (on stderr, in LOG_FORMAT at LOG_LEVEL) and, with REDIS_URL, its Redis
+// revocation fan-out, so that running instances drop revoked sessions at once instead of at their
+// next poll. The returned function releases the database and Redis.
+func (c *cli) admin(ctx context.Context) (*auth.Admin, func(), error) {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	log := observe.NewLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
+	opts := auth.AdminOptions{Password: password.Default, Logger: log}
+	var client *redis.Client
+	if cfg.RedisURL != "" {
+		ropts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		// The server's timeouts: a dead Redis costs a revocation its broadcast, never the command.
+		ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
+		client = redis.NewClient(ropts)
+		opts.Broadcaster = fanout.NewRedis(client, fanout.Channel, log)
+	}
+	db, err := c.open(ctx)
+	if err != nil {
+		if client != nil {
+			_ = client.Close()
+		}
+		return nil, nil, err
+	}
+	release := func() {
+		_ = db.Close()
+		if client != nil {
+			_ = client.Close()
+		}
+	}
+	return auth.NewAdmin(db, opts), release, nil
 }
 
 // roleFlag parses -role.
@@ -233,26 +274,17 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pw = auth.NormalizePassword(pw) // hashed in NFC, as the server verifies
-	if err := auth.ValidatePassword("password", pw); err != nil {
-		return err
-	}
-	hash, err := password.Hash(pw, password.Default)
+	admin, release, err := c.admin(ctx)
 	if err != nil {
 		return err
 	}
-	db, err := c.open(ctx)
+	defer release()
+	u, err := admin.CreateUser(ctx, *email, pw, role)
+	if errors.Is(err, auth.ErrEmailTaken) {
+		return fmt.Errorf("a user with e-mail %s already exists", addr)
+	}
 	if err != nil {
 		return err
-	}
-	defer db.Close()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := &models.User{ID: uuid.NewString(), Email: addr, PasswordHash: hash, Role: role, CreatedAt: now, UpdatedAt: now}
-	if err := db.CreateUserOnly(ctx, u); err != nil {
-		if errors.Is(err, auth.ErrEmailTaken) {
-			return fmt.Errorf("a user with e-mail %s already exists", addr)
-		}
-		return fmt.Errorf("create user: %w", err)
 	}
 	fmt.Fprintln(c.stdout, u.ID)
 	return nil
@@ -279,25 +311,22 @@ func (c *cli) readPassword() (string, error) {
 	return line, nil
 }
 
-// openUser opens the store and finds the user with the e-mail (canonical, or as typed for an account
+// openUser builds the Admin and finds the user with the e-mail (canonical, or as typed for an account
 // stored before addresses were canonicalised, like a login does); on error nothing is left open.
-func (c *cli) openUser(ctx context.Context, email, typed string) (*store.DB, *models.User, error) {
-	db, err := c.open(ctx)
+func (c *cli) openUser(ctx context.Context, email, typed string) (*auth.Admin, *models.User, func(), error) {
+	admin, release, err := c.admin(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	u, err := db.UserByEmail(ctx, email)
-	if legacy := auth.LegacyEmail(typed); errors.Is(err, auth.ErrNotFound) && legacy != email {
-		u, err = db.UserByEmail(ctx, legacy)
-	}
+	u, err := admin.UserByEmail(ctx, typed)
 	if err != nil {
-		_ = db.Close()
+		release()
 		if errors.Is(err, auth.ErrNotFound) {
-			return nil, nil, fmt.Errorf("no user with e-mail %s", email)
+			return nil, nil, nil, fmt.Errorf("no user with e-mail %s", email)
 		}
-		return nil, nil, fmt.Errorf("find user: %w", err)
+		return nil, nil, nil, fmt.Errorf("find user: %w", err)
 	}
-	return db, u, nil
+	return admin, u, release, nil
 }
 
 func (c *cli) userSetRole(ctx context.Context, args []string) error {
@@ -318,23 +347,23 @@ func (c *cli) userSetRole(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, u, err := c.openUser(ctx, addr, *email)
+	admin, u, release, err := c.openUser(ctx, addr, *email)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := db.SetRole(ctx, u.ID, role); err != nil {
+	defer release()
+	if err := admin.SetRole(ctx, u.ID, role); err != nil {
 		if errors.Is(err, auth.ErrNotFound) {
 			return fmt.Errorf("no user with e-mail %s", addr)
 		}
-		return fmt.Errorf("set role: %w", err)
+		return err
 	}
 	fmt.Fprintf(c.stdout, "%s: role %s (was %s); existing access tokens keep the old role until they are refreshed\n", addr, role, u.Role)
 	return nil
 }
 
-// onUser runs a command whose only flag is -email: it opens the store, finds the user and calls fn.
-func (c *cli) onUser(ctx context.Context, name string, args []string, fn func(db *store.DB, u *models.User, addr string) error) error {
+// onUser runs a command whose only flag is -email: it builds the Admin, finds the user and calls fn.
+func (c *cli) onUser(ctx context.Context, name string, args []string, fn func(admin *auth.Admin, u *models.User, addr string) error) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	email := fs.String("email", "", "e-mail address of the user")
 	if err := parse(fs, args); err != nil {
@@ -344,35 +373,35 @@ func (c *cli) onUser(ctx context.Context, name string, args []string, fn func(db
 	if err != nil {
 		return err
 	}
-	db, u, err := c.openUser(ctx, addr, *email)
+	admin, u, release, err := c.openUser(ctx, addr, *email)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	return fn(db, u, addr)
+	defer release()
+	return fn(admin, u, addr)
 }
 
 func (c *cli) userRevokeSessions(ctx context.Context, args []string) error {
-	return c.onUser(ctx, "user revoke-sessions", args, func(db *store.DB, u *models.User, addr string) error {
-		ids, _, err := db.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, time.Now)
+	return c.onUser(ctx, "user revoke-sessions", args, func(admin *auth.Admin, u *models.User, addr string) error {
+		n, err := admin.RevokeSessions(ctx, u.ID)
 		if err != nil {
-			return fmt.Errorf("revoke sessions: %w", err)
+			return err
 		}
-		fmt.Fprintf(c.stdout, "revoked %d sessions of %s (running instances refuse their access tokens within about 1s)\n", len(ids), addr)
+		fmt.Fprintf(c.stdout, "revoked %d sessions of %s (running instances refuse their access tokens within about 1s)\n", n, addr)
 		return nil
 	})
 }
 
 func (c *cli) userDelete(ctx context.Context, args []string) error {
-	return c.onUser(ctx, "user delete", args, func(db *store.DB, u *models.User, addr string) error {
-		ids, err := db.DeleteUser(ctx, u.ID, time.Now)
+	return c.onUser(ctx, "user delete", args, func(admin *auth.Admin, u *models.User, addr string) error {
+		n, err := admin.DeleteUser(ctx, u.ID)
 		if errors.Is(err, auth.ErrNotFound) {
 			return fmt.Errorf("no user with e-mail %s", addr)
 		}
 		if err != nil {
-			return fmt.Errorf("delete user: %w", err)
+			return err
 		}
-		fmt.Fprintf(c.stdout, "deleted %s (%s) and revoked its %d sessions (running instances refuse its access tokens within about 1s)\n", addr, u.ID, len(ids))
+		fmt.Fprintf(c.stdout, "deleted %s (%s) and revoked its %d sessions (running instances refuse its access tokens within about 1s)\n", addr, u.ID, n)
 		return nil
 	})
 }
@@ -396,12 +425,12 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 	if minimum := cfg.AccessTokenTTL + time.Minute; keep < minimum {
 		return usagef("purge: -retention must be at least ACCESS_TOKEN_TTL + 1m = %s (got %s)", minimum, keep)
 	}
-	db, err := c.open(ctx)
+	admin, release, err := c.admin(ctx)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	n, err := db.Purge(ctx, time.Now().Add(-keep), 500)
+	defer release()
+	n, err := admin.Purge(ctx, time.Now().Add(-keep), 500)
 	if err != nil {
 		return fmt.Errorf("purge (%d rows deleted before the error): %w", n, err)
 	}
