@@ -163,7 +163,7 @@ func TestOneCredentialFieldPerRequest(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 400 || !strings.Contains(string(raw), `"BAD_REQUEST"`) || strings.Contains(string(raw), "secret-guess") {
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), `"BAD_REQUEST"`) || strings.Contains(string(raw), "secret-guess") {
 		t.Fatalf("batch: status %d, body %s", res.StatusCode, raw)
 	}
 	// Malformed JSON is not echoed either.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -89,8 +90,8 @@ func (g operationGuard) MutateOperationParameters(ctx context.Context, params *g
 	}
 	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, g.limits.MaxTokens)
 	if err != nil {
-		gqlErr, ok := err.(*gqlerror.Error)
-		if !ok {
+		var gqlErr *gqlerror.Error
+		if !errors.As(err, &gqlErr) {
 			gqlErr = gqlerror.Wrap(err)
 		}
 		if strings.HasPrefix(gqlErr.Message, "exceeded token limit") {

@@ -82,7 +82,7 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 		codes    = map[string]int{}
 		slowest  time.Duration
 	)
-	record := func(code string, d time.Duration, err error, raw string) {
+	record := func(code string, d time.Duration, raw string, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		codes[code]++
@@ -99,8 +99,8 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
-				code, d, err, raw := rawPost(e, `{ me { id } }`, nil, owner.AccessToken)
-				record(code, d, err, raw)
+				code, d, raw, err := rawPost(e, `{ me { id } }`, nil, owner.AccessToken)
+				record(code, d, raw, err)
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
@@ -110,8 +110,8 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 		chains[i] = e.Login(email, pw).RefreshToken
 		wg.Go(func() {
 			for !stop.Load() {
-				code, d, err, raw := rawPost(e, `mutation($t: String) { refreshToken(refreshToken: $t) { refreshToken } }`, map[string]any{"t": chains[i]}, "")
-				record(code, d, err, raw)
+				code, d, raw, err := rawPost(e, `mutation($t: String) { refreshToken(refreshToken: $t) { refreshToken } }`, map[string]any{"t": chains[i]}, "")
+				record(code, d, raw, err)
 				if code == "OK" {
 					var out struct {
 						Data struct {
@@ -141,7 +141,7 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 		{"refreshToken", `mutation($t: String) { refreshToken(refreshToken: $t) { refreshToken } }`, map[string]any{"t": held}},
 	}
 	for _, p := range probes {
-		code, d, err, raw := rawPost(e, p.query, p.vars, "")
+		code, d, raw, err := rawPost(e, p.query, p.vars, "")
 		if err != nil || code != "SERVICE_UNAVAILABLE" || d > requestTimeout+time.Second {
 			t.Errorf("%s during the outage: %s after %s (%v): %s", p.name, code, d, err, raw)
 		}
@@ -205,7 +205,7 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 
 // rawPost sends one GraphQL request without failing the test, for use from goroutines: it returns
 // "OK" or errors[0].extensions.code (HTTP_<status> when there is none), the latency and the body.
-func rawPost(e *apptest.Env, query string, vars map[string]any, access string) (code string, d time.Duration, err error, raw string) {
+func rawPost(e *apptest.Env, query string, vars map[string]any, access string) (code string, d time.Duration, raw string, err error) {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -215,25 +215,25 @@ func rawPost(e *apptest.Env, query string, vars map[string]any, access string) (
 	start := time.Now()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "TRANSPORT", time.Since(start), err, ""
+		return "TRANSPORT", time.Since(start), "", err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	d = time.Since(start)
 	if err != nil {
-		return "TRANSPORT", d, err, ""
+		return "TRANSPORT", d, "", err
 	}
 	var out struct {
 		Errors []apptest.GQLError `json:"errors"`
 	}
 	if json.Unmarshal(b, &out) != nil || res.StatusCode >= 500 {
-		return fmt.Sprintf("HTTP_%d", res.StatusCode), d, nil, string(b)
+		return fmt.Sprintf("HTTP_%d", res.StatusCode), d, string(b), nil
 	}
 	if len(out.Errors) > 0 {
 		c, _ := out.Errors[0].Extensions["code"].(string)
-		return c, d, nil, string(b)
+		return c, d, string(b), nil
 	}
-	return "OK", d, nil, string(b)
+	return "OK", d, string(b), nil
 }
 
 func getStatus(e *apptest.Env, path string) int {

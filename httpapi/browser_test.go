@@ -45,7 +45,7 @@ func TestCookieMode(t *testing.T) {
 	_, r = e.Do(`mutation { refreshToken { accessToken } }`, nil)
 	apptest.WantCode(t, r, "INVALID_REFRESH_TOKEN", "")
 	// The cookie counts only on a JSON POST.
-	req, _ := http.NewRequest("POST", e.Server.URL+"/graphql", strings.NewReader(`{"query":"mutation { refreshToken { accessToken } }"}`))
+	req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/graphql", strings.NewReader(`{"query":"mutation { refreshToken { accessToken } }"}`))
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set("Cookie", name+"="+next.Value)
 	if r := e.Send(req); r.Code() == "" {
@@ -126,7 +126,7 @@ func TestCrossOriginRequests(t *testing.T) {
 	apptest.WantOK(t, r)
 
 	preflight := func(origin, method string) *http.Response {
-		req, _ := http.NewRequest("OPTIONS", e.Server.URL+"/graphql", nil)
+		req, _ := http.NewRequest(http.MethodOptions, e.Server.URL+"/graphql", nil)
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Access-Control-Request-Method", method)
 		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
@@ -164,7 +164,7 @@ func TestSchemaEndpoint(t *testing.T) {
 	defer res.Body.Close()
 	got, _ := io.ReadAll(res.Body)
 	want, _ := os.ReadFile(filepath.Join("..", "schema.graphqls"))
-	if res.StatusCode != 200 || string(got) != string(want) {
+	if res.StatusCode != http.StatusOK || string(got) != string(want) {
 		t.Fatalf("GET /graphql/schema.graphql: status %d, %d bytes; want the %d bytes of schema.graphqls", res.StatusCode, len(got), len(want))
 	}
 	// Production does not advertise the API (like introspection).

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -27,7 +28,7 @@ func TestClientIP(t *testing.T) {
 		{"not an address", "pipe", "", trusted, "pipe"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/graphql", nil)
+			r := httptest.NewRequest(http.MethodPost, "/graphql", nil)
 			r.RemoteAddr = tc.remote
 			if tc.xff != "" {
 				r.Header.Set("X-Forwarded-For", tc.xff)

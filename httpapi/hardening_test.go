@@ -57,7 +57,7 @@ func TestBodyLimit(t *testing.T) {
 		"chunked":        io.MultiReader(strings.NewReader(big)), // unknown length: sent chunked
 	} {
 		t.Run(name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", e.Server.URL+"/graphql", body)
+			req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/graphql", body)
 			req.Header.Set("Content-Type", "application/json")
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {

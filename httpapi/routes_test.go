@@ -113,7 +113,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	// GET /graphql runs queries.
 	p := dev.Register("alice@example.com", pw)
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", dev.Server.URL+"/graphql?query=%7Bme%7Bemail%7D%7D", nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, dev.Server.URL+"/graphql?query=%7Bme%7Bemail%7D%7D", nil)
 	req.Header.Set("Authorization", "Bearer "+p.AccessToken)
 	r := dev.Send(req)
 	apptest.WantOK(t, r)

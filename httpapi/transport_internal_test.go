@@ -153,7 +153,7 @@ func TestTransportErrorsGoThroughTheExecutor(t *testing.T) {
 	// A refused cross-origin request never reaches a transport: coded by the same table, and not
 	// counted as an operation.
 	log.reset()
-	req := httptest.NewRequest("POST", "/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
+	req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Origin", "https://evil.example")
 	req.Header.Set("Sec-Fetch-Site", "cross-site")

@@ -251,7 +251,7 @@ func (i *Issuer) Verify(raw string) (*Claims, error) {
 		if cerr := checkClaims(claims); cerr != nil {
 			return nil, invalid(cerr)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrExpired, err)
+		return nil, fmt.Errorf("%w: %v", ErrExpired, err) //nolint:errorlint // %v on purpose: callers match ErrExpired, never golang-jwt's values
 	}
 	if err := checkClaims(claims); err != nil {
 		return nil, invalid(err)
@@ -263,7 +263,7 @@ func (i *Issuer) Verify(raw string) (*Claims, error) {
 }
 
 // invalid uses %v for the cause so callers can match only ErrInvalid, not golang-jwt's error values.
-func invalid(cause error) error { return fmt.Errorf("%w: %v", ErrInvalid, cause) }
+func invalid(cause error) error { return fmt.Errorf("%w: %v", ErrInvalid, cause) } //nolint:errorlint // see above
 
 // keyFunc runs after the parser has pinned alg and before the signature is checked. It picks the key
 // from our own set by kid, among the keys not yet retired; it never trusts key material (jwk, jku, x5u)
@@ -324,7 +324,7 @@ func onlyExpired(err error) bool {
 	sawExpired := false
 	var walk func(error) bool
 	walk = func(e error) bool {
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // walks the tree itself: errors.As would stop at the first match
 		case interface{ Unwrap() []error }:
 			for _, c := range u.Unwrap() {
 				if !walk(c) {
@@ -337,11 +337,12 @@ func onlyExpired(err error) bool {
 				return walk(c)
 			}
 		}
-		switch e {
-		case jwt.ErrTokenExpired:
+		// A leaf of the tree walked above, compared by identity.
+		switch e { //nolint:errorlint // see above
+		case jwt.ErrTokenExpired: //nolint:errorlint // see above
 			sawExpired = true
 			return true
-		case jwt.ErrTokenInvalidClaims:
+		case jwt.ErrTokenInvalidClaims: //nolint:errorlint // see above
 			return true
 		}
 		return false

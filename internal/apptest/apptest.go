@@ -166,7 +166,7 @@ func (r Response) Decode(t testing.TB, field string, v any) {
 // Post sends a GraphQL request; headers are name, value pairs.
 func (e *Env) Post(query string, vars map[string]any, headers ...string) Response {
 	e.T.Helper()
-	_, r := e.Do(query, vars, headers...)
+	_, r := e.Do(query, vars, headers...) //nolint:bodyclose // RoundTrip closed it
 	return r
 }
 
@@ -174,7 +174,7 @@ func (e *Env) Post(query string, vars map[string]any, headers ...string) Respons
 func (e *Env) Do(query string, vars map[string]any, headers ...string) (*http.Response, Response) {
 	e.T.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, e.Server.URL+"/graphql", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, e.Server.URL+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -185,7 +185,7 @@ func (e *Env) Do(query string, vars map[string]any, headers ...string) (*http.Re
 // Send sends any request and decodes the GraphQL response.
 func (e *Env) Send(req *http.Request) Response {
 	e.T.Helper()
-	_, r := e.RoundTrip(req)
+	_, r := e.RoundTrip(req) //nolint:bodyclose // RoundTrip closed it
 	return r
 }
 
@@ -217,7 +217,8 @@ func (e *Env) RoundTrip(req *http.Request) (*http.Response, Response) {
 // Get sends a GET to path and returns the status and the body.
 func (e *Env) Get(path string) (int, string) {
 	e.T.Helper()
-	res, err := http.Get(e.Server.URL + path)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, e.Server.URL+path, nil)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.T.Fatalf("GET %s: %v", path, err)
 	}

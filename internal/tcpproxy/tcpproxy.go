@@ -5,6 +5,7 @@
 package tcpproxy
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -27,7 +28,7 @@ type Proxy struct {
 // New starts a proxy to target on a free loopback port and stops it when the test ends.
 func New(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func (p *Proxy) Restore() error {
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		var ln net.Listener
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
+		if ln, err = new(net.ListenConfig).Listen(context.Background(), "tcp", p.addr); err == nil {
 			p.serve(ln)
 			return nil
 		}
@@ -110,7 +111,7 @@ func (p *Proxy) serve(ln net.Listener) {
 }
 
 func (p *Proxy) forward(c net.Conn) {
-	up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+	up, err := (&net.Dialer{Timeout: 2 * time.Second}).DialContext(context.Background(), "tcp", p.target)
 	if err != nil {
 		_ = c.Close()
 		return
