@@ -160,7 +160,11 @@ func (m *Migrator) Status(ctx context.Context) ([]Migration, error) {
 		for _, s := range m.provider.ListSources() {
 			list = append(list, migrationOf(s))
 		}
-		return list, m.db.Ping(ctx)
+		// HasTable reports an error as "no table": make sure it was an answer.
+		if err := m.db.Ping(ctx); err != nil {
+			return nil, markUnavailable(fmt.Errorf("store: migration status: %w", err))
+		}
+		return list, nil
 	}
 	st, err := m.provider.Status(ctx)
 	if err != nil {
@@ -224,10 +228,11 @@ func (m *Migrator) checkAdoptable(ctx context.Context) error {
 	return nil
 }
 
-// locked runs fn holding the Postgres advisory lock (on SQLite it just runs fn), so instances that
-// start together migrate one after the other and the later ones find nothing to do. The lock is
-// session-level, on a connection of its own that is held until fn returns; goose's statements run on
-// other connections of the pool. pg_advisory_lock waits as long as ctx allows.
+// locked runs fn holding the Postgres advisory lock, so instances that start together migrate one
+// after the other and the later ones find nothing to do. The lock is session-level, on a connection
+// of its own that is held until fn returns; goose's statements run on other connections of the pool.
+// pg_advisory_lock waits as long as ctx allows. On SQLite it just runs fn: an SQLite file serves one
+// server, each migration is a write transaction (BEGIN IMMEDIATE), and its statements are idempotent.
 func (m *Migrator) locked(ctx context.Context, fn func() error) error {
 	if !m.db.postgres {
 		return fn()
