@@ -232,7 +232,7 @@ func (m *Migrator) checkAdoptable(ctx context.Context) error {
 // after the other and the later ones find nothing to do. The lock is session-level, on a connection
 // of its own that is held until fn returns; goose's statements run on other connections of the pool.
 // pg_advisory_lock waits as long as ctx allows. On SQLite it just runs fn: an SQLite file serves one
-// server, each migration is a write transaction (BEGIN IMMEDIATE), and its statements are idempotent.
+// server (the database is a file on its disk), and each migration is a write transaction.
 func (m *Migrator) locked(ctx context.Context, fn func() error) error {
 	if !m.db.postgres {
 		return fn()
