@@ -59,7 +59,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Password != nil {
 		params = *opts.Password
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Migrate: cfg.MigrateOnStart})
 	if err != nil {
 		return nil, err
 	}

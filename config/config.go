@@ -77,6 +77,7 @@ type Config struct {
 	JWTKeysDir            string        // JWT_KEYS_DIR: rotating Ed25519 keys shared by replicas
 	KeyReloadInterval     time.Duration // KEY_RELOAD_INTERVAL: how often JWT_KEYS_DIR is re-read
 	DBMaxOpenConns        int           // DB_MAX_OPEN_CONNS: 0 means the engine's default
+	MigrateOnStart        bool          // MIGRATE_ON_START: apply pending migrations at start; false refuses a schema that is behind
 }
 
 // Production reports whether APP_ENV is production.
@@ -172,6 +173,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		JWTKeysDir:        get("JWT_KEYS_DIR", ""),
 		KeyReloadInterval: dur("KEY_RELOAD_INTERVAL", "30s"),
 		DBMaxOpenConns:    int(integer("DB_MAX_OPEN_CONNS", 0)),
+		MigrateOnStart:    boolean("MIGRATE_ON_START", true),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", get("LOG_LEVEL", "info")))

@@ -124,3 +124,32 @@ func TestHardeningSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestMigrateOnStart(t *testing.T) {
+	for _, tc := range []struct {
+		raw     string // "" = unset
+		want    bool
+		wantErr bool
+	}{
+		{"", true, false},
+		{"true", true, false},
+		{"false", false, false},
+		{" 0 ", false, false},
+		{"maybe", false, true},
+	} {
+		vars := map[string]string{}
+		if tc.raw != "" {
+			vars["MIGRATE_ON_START"] = tc.raw
+		}
+		c, err := load(vars)
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "MIGRATE_ON_START") {
+				t.Errorf("MIGRATE_ON_START=%q: err = %v, want one naming MIGRATE_ON_START", tc.raw, err)
+			}
+			continue
+		}
+		if err != nil || c.MigrateOnStart != tc.want {
+			t.Errorf("MIGRATE_ON_START=%q: MigrateOnStart = %v, %v; want %v", tc.raw, c != nil && c.MigrateOnStart, err, tc.want)
+		}
+	}
+}

@@ -34,9 +34,44 @@ func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-// Open connects to dsn and migrates the schema. An error that means the database cannot be reached
-// matches auth.ErrUnavailable, so a caller can wait and try again.
-func Open(ctx context.Context, dsn string) (*DB, error) {
+// Options are Open's settings.
+type Options struct {
+	// Migrate applies the pending migrations before Open returns (on Postgres under an advisory
+	// lock, so instances that start together do not race). When false, Open changes nothing and
+	// fails with an error matching ErrSchemaBehind if any migration is pending.
+	Migrate bool
+}
+
+// Open connects to dsn and brings the schema up to date (Options.Migrate, the default when opts is
+// empty) or checks that it is. At most one Options is read. An error that means the database cannot
+// be reached matches auth.ErrUnavailable, so a caller can wait and try again; a schema that is behind
+// while migrating is off matches ErrSchemaBehind.
+func Open(ctx context.Context, dsn string, opts ...Options) (*DB, error) {
+	o := Options{Migrate: true}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	db, err := connect(dsn)
+	if err != nil {
+		return nil, err
+	}
+	m, err := db.migrator()
+	if err == nil {
+		if o.Migrate {
+			_, err = m.Up(ctx)
+		} else {
+			err = m.check(ctx)
+		}
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// connect opens the connection pool on dsn without touching the schema.
+func connect(dsn string) (*DB, error) {
 	cfg := &gorm.Config{
 		// Single statements need no transaction of their own; multi-row writes use explicit ones.
 		SkipDefaultTransaction: true,
@@ -82,37 +117,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sqlDB.SetMaxIdleConns(8)
 	}
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{gorm: g, postgres: pg}
-	if err := db.migrate(ctx); err != nil {
-		_ = sqlDB.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-// migrate creates or updates the tables. On Postgres it holds an advisory lock, so instances that
-// start together do not race to create the same tables.
-func (db *DB) migrate(ctx context.Context) error {
-	run := func(tx *gorm.DB) error {
-		return tx.AutoMigrate(&models.User{}, &models.Session{}, &models.RefreshToken{})
-	}
-	var err error
-	if db.postgres {
-		err = db.gorm.WithContext(ctx).Connection(func(conn *gorm.DB) error {
-			const lockID = 0x6771_6c61_7574_68 // "gqlauth"
-			if err := conn.Exec("SELECT pg_advisory_lock(?)", lockID).Error; err != nil {
-				return err
-			}
-			defer conn.Exec("SELECT pg_advisory_unlock(?)", lockID)
-			return run(conn)
-		})
-	} else {
-		err = run(db.gorm.WithContext(ctx))
-	}
-	if err != nil {
-		return markUnavailable(fmt.Errorf("store: migrate: %w", err))
-	}
-	return nil
+	return &DB{gorm: g, postgres: pg}, nil
 }
 
 // Dialect is "postgres" or "sqlite".

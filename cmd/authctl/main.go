@@ -28,7 +28,12 @@ import (
 const usage = `authctl administers a gqlauth database, with the server's configuration (DATABASE_URL, …).
 
 Usage:
-  authctl migrate                                  create or update the schema
+  authctl migrate [up]                             apply the pending migrations (create or update
+                                                   the schema); the server does this at start
+                                                   unless MIGRATE_ON_START=false
+  authctl migrate status                           list the migrations, applied or pending
+  authctl migrate down [-force]                    roll back the latest migration; rolling back the
+                                                   first one drops every table and needs -force
   authctl user create -email E [-role USER|ADMIN]  create a user; the password is read from stdin
                                                    (one line); prints the new user's id
   authctl user set-role -email E -role USER|ADMIN  change a role (effective at the user's next token
@@ -182,19 +187,6 @@ func (c *cli) open(ctx context.Context) (*store.DB, error) {
 		return nil, err
 	}
 	return db, nil
-}
-
-func (c *cli) migrate(ctx context.Context, args []string) error {
-	if err := parse(flag.NewFlagSet("migrate", flag.ContinueOnError), args); err != nil {
-		return err
-	}
-	db, err := c.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	fmt.Fprintf(c.stdout, "schema is up to date (%s)\n", db.Dialect())
-	return nil
 }
 
 // admin builds the auth package's Admin with the server's configuration: its database, its password
