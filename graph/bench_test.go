@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,9 +13,10 @@ import (
 	"gqlauth/internal/testdb"
 )
 
-// benchApp wires the real application (app.New) on dsn, without a network listener, so the
-// benchmarks measure the server's own work per request: middleware, CSRF/CORS, gqlgen, the @auth
-// directive (token verification + revocation check) and the resolver's database read.
+// benchApp wires the real application (app.New) on dsn and runs it (Serve, so the revocation poller
+// keeps the revocation cache fresh as in production), but the benchmarks call its Handler directly,
+// without the network, so they measure the server's own work per request: middleware, CSRF/CORS,
+// gqlgen, the @auth directive (token verification + revocation check) and the resolver's database read.
 func benchApp(b testing.TB, dsn string, vars map[string]string) *app.App {
 	b.Helper()
 	all := map[string]string{"DATABASE_URL": dsn, "DATA_DIR": b.TempDir(), "LOGIN_RATE_LIMIT": "off", "LOGIN_IP_RATE_LIMIT": "off", "LOG_LEVEL": "error"}
@@ -29,7 +31,20 @@ func benchApp(b testing.TB, dsn string, vars map[string]string) *app.App {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = a.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Errorf("Serve: %v", err)
+		}
+		_ = a.Close()
+	})
 	return a
 }
 

@@ -293,7 +293,7 @@ func TestResolverPanicIsRecovered(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	e := &env{t: t, srv: srv}
+	e := &env{t: t, srv: &server{URL: srv.URL, close: srv.Close}}
 	for range 2 {
 		r := e.post(loginQ, loginVars("alice@example.com", pw))
 		wantCode(t, r, "INTERNAL_SERVER_ERROR", "")
@@ -330,7 +330,7 @@ func TestRequestTimeout(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	e := &env{t: t, srv: srv}
+	e := &env{t: t, srv: &server{URL: srv.URL, close: srv.Close}}
 	start := time.Now()
 	r := e.post(loginQ, loginVars("alice@example.com", pw))
 	wantCode(t, r, "SERVICE_UNAVAILABLE", "")

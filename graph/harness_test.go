@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +36,7 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 type env struct {
 	t     *testing.T
 	app   *app.App
-	srv   *httptest.Server
+	srv   *server
 	clock *clock // nil when running on the real clock
 	cfg   *config.Config
 }
@@ -80,10 +80,31 @@ func newEnv(t *testing.T, dsn string, o envOpt) *env {
 		t.Fatalf("app.New: %v", err)
 	}
 	e.app = a
-	e.srv = httptest.NewServer(a.Handler)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	e.srv = &server{URL: "http://" + ln.Addr().String(), close: sync.OnceFunc(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})}
 	t.Cleanup(func() { e.srv.Close(); _ = a.Close() })
 	return e
 }
+
+// server is the env's running App.Serve.
+type server struct {
+	URL   string // http://127.0.0.1:port
+	close func()
+}
+
+// Close shuts the server down and waits for Serve to return.
+func (s *server) Close() { s.close() }
 
 type gqlError struct {
 	Message    string         `json:"message"`

@@ -7,7 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net/http/httptest"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,9 +46,21 @@ func newServer(t *testing.T, vars map[string]string) string {
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(func() { srv.Close(); _ = a.Close() })
-	return srv.URL + "/graphql"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		_ = a.Close()
+	})
+	return "http://" + ln.Addr().String() + "/graphql"
 }
 
 func baseOptions(url, scenario string) Options {
