@@ -243,3 +243,29 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// JWT_LEEWAY reaches the issuer: a token just past its exp is still accepted within the leeway.
+func TestJWTLeeway(t *testing.T) {
+	db := openStore(t)
+	for _, tc := range []struct {
+		leeway   string
+		accepted bool
+	}{{"", true}, {"0s", false}} { // the default is 5s
+		now := time.Now()
+		cfg := loadConfig(t, map[string]string{"DATA_DIR": t.TempDir(), "ACCESS_TOKEN_TTL": "1m", "JWT_LEEWAY": tc.leeway})
+		a, err := New(context.Background(), cfg, Options{Store: db, Password: &cheap, Logger: slog.New(slog.DiscardHandler),
+			Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _, err := a.Tokens.Issue("u-1", "s-1", "USER")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute + 2*time.Second)
+		if _, err := a.Tokens.Verify(raw); (err == nil) != tc.accepted {
+			t.Errorf("JWT_LEEWAY=%q: a token 2s past exp gives %v, want accepted=%v", tc.leeway, err, tc.accepted)
+		}
+		_ = a.Close()
+	}
+}
