@@ -1,15 +1,21 @@
 // Package app wires the service together (configuration → store → token issuer → auth service →
 // HTTP handler). The server binary and the end-to-end tests both build it here, so tests run the
 // same wiring as production.
+//
+// Its lifecycle has three steps: New builds and starts nothing; Run (or Serve, on a given listener)
+// starts the background work and the HTTP server, blocks until its context ends and shuts down
+// gracefully; Close releases the database and Redis.
 package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,15 +33,22 @@ import (
 	"gqlauth/token"
 )
 
-// Options are the knobs that are not configuration: tests use cheap hashing and a fake clock.
+// Options are the knobs that are not configuration: tests use cheap hashing, a fake clock and a
+// database of their own.
 type Options struct {
 	Logger   *slog.Logger     // nil means slog.Default()
 	Password *password.Params // nil means password.Default
 	Now      func() time.Time // nil means time.Now
+	// Store, if set, is an open database used instead of opening DATABASE_URL. It stays the caller's:
+	// Close does not close it, and DB_MAX_OPEN_CONNS is not applied to it (size its pool yourself).
+	Store *store.DB
 }
 
-// App is a wired service.
+// App is a wired service. New builds it and starts nothing; Run (or Serve) starts the background work
+// and the HTTP server and blocks until its context ends; Close releases what New opened.
 type App struct {
+	// Handler is the whole HTTP surface, for tests and benchmarks that call it in-process. Serve
+	// serves it.
 	Handler http.Handler
 	Auth    *auth.Service
 	Store   *store.DB
@@ -43,13 +56,23 @@ type App struct {
 	Limiter ratelimit.Limiter
 	Metrics *observe.Metrics // served at GET /metrics
 
-	cancel       context.CancelFunc
+	cfg          *config.Config
+	log          *slog.Logger
+	ownsStore    bool
 	closeLimiter func()
+	served       atomic.Bool // Serve has been called: an App serves once
+	draining     atomic.Bool // shutdown has begun: /readyz answers 503
 }
 
-// New opens the database (migrating it), loads or creates the signing key, and builds the handler.
-// Call Close when done.
-func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
+// errDraining is what /readyz reports once shutdown has begun.
+var errDraining = errors.New("shutting down")
+
+// New opens the database (migrating it) unless Options.Store is given, loads or creates the signing
+// key, connects to Redis when REDIS_URL is set, and builds the handler. It starts no goroutine and
+// changes no process-wide state; ctx bounds only the building (opening and migrating the database),
+// so a signal can end a start-up that waits for the database. A database that cannot be reached
+// yields an error matching auth.ErrUnavailable. Call Close when done.
+func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -59,37 +82,47 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if opts.Password != nil {
 		params = *opts.Password
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Migrate: cfg.MigrateOnStart})
+	a := &App{cfg: cfg, log: opts.Logger, Store: opts.Store, closeLimiter: func() {}}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	if a.Store == nil {
+		if a.Store, err = store.Open(ctx, cfg.DatabaseURL, store.Options{Migrate: cfg.MigrateOnStart}); err != nil {
+			return nil, err
+		}
+		a.ownsStore = true
+		if err := a.Store.SetPoolSize(cfg.DBMaxOpenConns); err != nil {
+			return nil, err
+		}
+	}
+	a.Tokens, err = token.OpenIssuer(token.Source{
+		Secret: cfg.JWTSecret, KeysDir: cfg.JWTKeysDir, KeyFile: cfg.KeyFile(), Production: cfg.Production(),
+	}, token.Options{
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL, Leeway: cfg.JWTLeeway, Now: opts.Now,
+	}, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
-	if err := db.SetPoolSize(cfg.DBMaxOpenConns); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	tokens, err := newIssuer(cfg, opts)
+	a.Metrics = observe.NewMetrics(prometheus.NewRegistry())
+	a.Metrics.KnowOperations(append(graph.OperationNames(), cfg.MetricsOperationNames...)...)
+	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts, a.Metrics)
 	if err != nil {
-		_ = db.Close()
 		return nil, err
 	}
-	metrics := observe.NewMetrics(prometheus.NewRegistry())
-	metrics.KnowOperations(append(graph.OperationNames(), cfg.MetricsOperationNames...)...)
-	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts, metrics)
-	if err != nil {
-		_ = db.Close()
-		return nil, err
+	a.Limiter, a.closeLimiter = limiter, closeLimiter
+	if pool, err := a.Store.SQL(); err == nil {
+		a.Metrics.RegisterDB(pool, "gqlauth")
 	}
-	if pool, err := db.SQL(); err == nil {
-		metrics.RegisterDB(pool, "gqlauth")
-	}
-	svc, err := auth.NewService(db, tokens, auth.Options{
+	a.Auth, err = auth.NewService(a.Store, a.Tokens, auth.Options{
 		RefreshTokenTTL:        cfg.RefreshTokenTTL,
 		RefreshReuseGrace:      cfg.RefreshReuseGrace,
 		Password:               params,
 		RevocationPollInterval: cfg.RevocationPollInterval,
 		Now:                    opts.Now,
 		Logger:                 opts.Logger,
-		Limiter:                limiter,
+		Limiter:                a.Limiter,
 		LoginRate:              cfg.LoginRateLimit,
 		LoginIPRate:            cfg.LoginIPRateLimit,
 		LoginSuccessRate:       cfg.LoginSuccessRateLimit,
@@ -97,25 +130,25 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		RegisterRate:           cfg.RegisterRateLimit,
 		MaxSessionsPerUser:     cfg.MaxSessionsPerUser,
 		HashConcurrency:        cfg.PasswordHashConcurrency,
-		OnEvent:                metrics.AuthEvent,
+		OnEvent:                a.Metrics.AuthEvent,
 		Broadcaster:            broadcaster,
 	})
 	if err != nil {
-		closeLimiter()
-		_ = db.Close()
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	svc.Start(runCtx)
-	if cfg.JWTKeysDir != "" {
-		go watchKeyDir(runCtx, tokens, cfg.JWTKeysDir, cfg.KeyReloadInterval, opts.Logger)
+	// Readiness fails as soon as shutdown begins, so load balancers stop routing here while the
+	// server still answers (SHUTDOWN_DRAIN_DELAY); otherwise it is the database's ping.
+	ready := func(ctx context.Context) error {
+		if a.draining.Load() {
+			return errDraining
+		}
+		return a.Store.Ping(ctx)
 	}
-	go runJanitor(runCtx, db, cfg.JanitorInterval, cfg.JanitorRetention, opts.Logger)
 	sameSite := http.SameSiteStrictMode
 	if cfg.CookieSameSite == "lax" {
 		sameSite = http.SameSiteLaxMode
 	}
-	h, err := httpapi.New(svc, httpapi.Options{
+	a.Handler, err = httpapi.New(a.Auth, httpapi.Options{
 		Logger:         opts.Logger,
 		Development:    !cfg.Production(),
 		MaxBodyBytes:   cfg.MaxBodyBytes,
@@ -126,26 +159,107 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		Cookie:         httpapi.CookieOptions{Enabled: cfg.RefreshTokenCookie, Secure: cfg.CookieSecure, SameSite: sameSite},
 		CORSOrigins:    cfg.CORSAllowedOrigins,
-		Ready:          db.Ping,
-		Metrics:        metrics,
+		Ready:          ready,
+		Metrics:        a.Metrics,
 	})
 	if err != nil {
-		cancel()
-		closeLimiter()
-		_ = db.Close()
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
-	return &App{Handler: h, Auth: svc, Store: db, Tokens: tokens, Limiter: limiter, Metrics: metrics, cancel: cancel, closeLimiter: closeLimiter}, nil
+	return a, nil
 }
 
-// Server returns the HTTP server for the handler (see httpapi.NewServer for its timeouts).
-func (a *App) Server(addr string) *http.Server { return httpapi.NewServer(addr, a.Handler) }
+// Run listens on ADDR and serves until ctx ends; see Serve.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", a.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return a.Serve(ctx, ln)
+}
 
-// Close stops background work and closes the database.
+// Serve starts the background work (the revocation poller and, with Redis, the revocation fan-out;
+// the JWT_KEYS_DIR watcher; the janitor) and serves HTTP on ln until ctx ends. Then it shuts down:
+// /readyz answers 503 at once while everything else is still served for SHUTDOWN_DRAIN_DELAY (the
+// load balancer's time to stop routing here); then the listener closes (new connections are
+// refused), in-flight requests get SHUTDOWN_TIMEOUT to finish and idle connections close; then the
+// background work stops. It returns nil after a clean shutdown, an error if requests were still
+// running at SHUTDOWN_TIMEOUT (they are cut off) or if serving failed. It closes ln. An App serves
+// once; call Close after Serve returns.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if !a.served.CompareAndSwap(false, true) {
+		_ = ln.Close()
+		return errors.New("app: Serve called twice")
+	}
+	// Background work outlives ctx until the HTTP server has stopped: in-flight requests still
+	// check revocations while they finish.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	// Start polls revocations once before it returns, so the first request already has the cache.
+	a.Auth.Start(bg)
+	if dir := a.cfg.JWTKeysDir; dir != "" {
+		background.Go(func() { a.Tokens.WatchKeyDir(bg, dir, a.cfg.KeyReloadInterval, a.log) })
+	}
+	background.Go(func() { runJanitor(bg, a.Store, a.cfg.JanitorInterval, a.cfg.JanitorRetention, a.log) })
+
+	srv := httpapi.NewServer(a.cfg.Addr, a.Handler)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "env", a.cfg.Env, "database", a.Store.Dialect(), "alg", a.Tokens.Algorithm())
+	if !a.cfg.Production() {
+		a.log.Info("GraphQL IDE at http://localhost" + portOf(ln.Addr().String()) + "/")
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	a.draining.Store(true)
+	if d := a.cfg.ShutdownDrainDelay; d > 0 {
+		a.log.Info("shutting down: /readyz answers 503; still serving for SHUTDOWN_DRAIN_DELAY", "drain_delay", d.String())
+		select {
+		case <-time.After(d):
+		case err := <-served:
+			return err
+		}
+	}
+	a.log.Info("shutting down: finishing in-flight requests", "timeout", a.cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", a.cfg.ShutdownTimeout, err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	stopBackground()
+	background.Wait()
+	a.log.Info("stopped")
+	return nil
+}
+
+// Close releases what New opened: the Redis client and, unless it was given in Options.Store, the
+// database. Call it after Run or Serve has returned (or instead of them).
 func (a *App) Close() error {
-	a.cancel()
 	a.closeLimiter()
-	return a.Store.Close()
+	if a.ownsStore && a.Store != nil {
+		return a.Store.Close()
+	}
+	return nil
+}
+
+func portOf(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[i:]
+		}
+	}
+	return ""
 }
 
 // newRedisParts returns the in-memory limiter and no broadcaster or, with REDIS_URL, the Redis
@@ -162,7 +276,6 @@ func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (
 		return nil, nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
-	redis.SetLogger(redisLog{opts.Logger}) // process-wide in go-redis
 	client := redis.NewClient(ropts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -174,96 +287,4 @@ func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (
 	broadcaster := fanout.NewRedis(client, fanout.Channel, opts.Logger)
 	broadcaster.OnChange = metrics.Dependency("redis", "revocation_fanout")
 	return limiter, broadcaster, func() { _ = client.Close() }, nil
-}
-
-// redisLog sends go-redis's own messages (one per failed dial while Redis is down) to the debug level:
-// the limiter and the fan-out each log an outage once, at warn, and again when it ends.
-type redisLog struct{ log *slog.Logger }
-
-func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
-}
-
-func newIssuer(cfg *config.Config, opts Options) (*token.Issuer, error) {
-	topts := token.Options{
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL,
-		Leeway: token.DefaultLeeway, Now: opts.Now,
-	}
-	if len(cfg.JWTSecret) > 0 {
-		return token.NewHS256Issuer(cfg.JWTSecret, topts)
-	}
-	if cfg.JWTKeysDir != "" {
-		return newKeySetIssuer(cfg, topts, opts.Logger)
-	}
-	key, created, err := token.LoadOrCreateEd25519Key(cfg.KeyFile())
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", cfg.KeyFile(), err)
-	}
-	if created {
-		opts.Logger.Info("generated a new Ed25519 signing key", "path", cfg.KeyFile())
-	}
-	return token.NewEdDSAIssuer(key, topts)
-}
-
-// newKeySetIssuer builds the issuer over the rotating keys in JWT_KEYS_DIR (see token.LoadKeyDir). In
-// development a missing or empty directory gets a first key, active at once; in production that is an
-// error, because every replica would then sign with a key of its own.
-func newKeySetIssuer(cfg *config.Config, topts token.Options, logger *slog.Logger) (*token.Issuer, error) {
-	dir := cfg.JWTKeysDir
-	keys, err := token.LoadKeyDir(dir)
-	noKeys := errors.Is(err, token.ErrNoKeys) || errors.Is(err, fs.ErrNotExist)
-	if noKeys && !cfg.Production() {
-		now := time.Now
-		if topts.Now != nil {
-			now = topts.Now
-		}
-		path, kid, gerr := token.GenerateKeyFile(dir, now())
-		if gerr != nil {
-			return nil, fmt.Errorf("JWT_KEYS_DIR: %w", gerr)
-		}
-		logger.Info("generated a first Ed25519 signing key in JWT_KEYS_DIR", "path", path, "kid", kid)
-		keys, err = token.LoadKeyDir(dir)
-	} else if noKeys {
-		return nil, fmt.Errorf("JWT_KEYS_DIR: %w; create the first key with: authctl keys rotate", err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
-	}
-	tokens, err := token.NewEdDSAKeySetIssuer(keys, topts)
-	if err != nil {
-		return nil, fmt.Errorf("JWT_KEYS_DIR: %w", err)
-	}
-	logger.Info("signing keys loaded", "dir", dir, "kids", keyIDs(keys), "signer", tokens.KeyID())
-	return tokens, nil
-}
-
-// watchKeyDir re-reads JWT_KEYS_DIR every interval until ctx ends, so a key added by "authctl keys
-// rotate" (or delivered by a secret store) is published in the JWKS and, from its activation time,
-// signs, with no restart; a deleted key file stops verifying. A directory that fails to load leaves
-// the current keys in place.
-func watchKeyDir(ctx context.Context, tokens *token.Issuer, dir string, interval time.Duration, logger *slog.Logger) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		keys, changed, err := tokens.ReloadKeyDir(dir)
-		switch {
-		case err != nil:
-			logger.Warn("signing keys not reloaded; keeping the current keys", "dir", dir, "err", err)
-		case changed:
-			logger.Info("signing keys reloaded", "dir", dir, "kids", keyIDs(keys), "signer", tokens.KeyID())
-		}
-	}
-}
-
-func keyIDs(keys []token.Key) []string {
-	ids := make([]string, len(keys))
-	for n, k := range keys {
-		ids[n] = k.Kid
-	}
-	return ids
 }

@@ -37,10 +37,11 @@ type Config struct {
 	RefreshTokenTTL   time.Duration // REFRESH_TOKEN_TTL
 	RefreshReuseGrace time.Duration // REFRESH_REUSE_GRACE
 
-	JWTSecret         []byte // JWT_SECRET (HS256); never logged
-	JWTPrivateKeyFile string // JWT_PRIVATE_KEY_FILE (EdDSA, PKCS#8 PEM)
-	JWTIssuer         string // JWT_ISSUER
-	JWTAudience       string // JWT_AUDIENCE
+	JWTSecret         []byte        // JWT_SECRET (HS256); never logged
+	JWTPrivateKeyFile string        // JWT_PRIVATE_KEY_FILE (EdDSA, PKCS#8 PEM)
+	JWTIssuer         string        // JWT_ISSUER
+	JWTAudience       string        // JWT_AUDIENCE
+	JWTLeeway         time.Duration // JWT_LEEWAY: clock skew allowed on exp, nbf and iat
 
 	RevocationPollInterval time.Duration // REVOCATION_POLL_INTERVAL
 
@@ -70,6 +71,7 @@ type Config struct {
 	LogFormat             string        // LOG_FORMAT: text or json
 	LogLevel              slog.Level    // LOG_LEVEL: debug, info, warn or error
 	ShutdownTimeout       time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests may finish
+	ShutdownDrainDelay    time.Duration // SHUTDOWN_DRAIN_DELAY: serve on (readiness failing) this long before shutting down
 	DBWaitTimeout         time.Duration // DB_WAIT_TIMEOUT: how long the server waits for the database at start
 	RequestTimeout        time.Duration // REQUEST_TIMEOUT: a GraphQL request's deadline (database work included)
 	JanitorInterval       time.Duration // JANITOR_INTERVAL: 0 disables the janitor
@@ -78,6 +80,9 @@ type Config struct {
 	KeyReloadInterval     time.Duration // KEY_RELOAD_INTERVAL: how often JWT_KEYS_DIR is re-read
 	DBMaxOpenConns        int           // DB_MAX_OPEN_CONNS: 0 means the engine's default
 	MigrateOnStart        bool          // MIGRATE_ON_START: apply pending migrations at start; false refuses a schema that is behind
+	// GoMemLimit is GOMEMLIMIT, which the Go runtime applies itself; when it is set the server sets
+	// no memory limit of its own. Read here so that config stays the only code that reads the environment.
+	GoMemLimit string
 }
 
 // Production reports whether APP_ENV is production.
@@ -146,6 +151,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		JWTPrivateKeyFile:      get("JWT_PRIVATE_KEY_FILE", ""),
 		JWTIssuer:              get("JWT_ISSUER", DefaultIssuer),
 		JWTAudience:            get("JWT_AUDIENCE", DefaultIssuer),
+		JWTLeeway:              dur("JWT_LEEWAY", "5s"),
 		RevocationPollInterval: dur("REVOCATION_POLL_INTERVAL", "1s"),
 
 		LoginRateLimit:          rate("LOGIN_RATE_LIMIT", "10/15m"),
@@ -174,7 +180,17 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		KeyReloadInterval: dur("KEY_RELOAD_INTERVAL", "30s"),
 		DBMaxOpenConns:    int(integer("DB_MAX_OPEN_CONNS", 0)),
 		MigrateOnStart:    boolean("MIGRATE_ON_START", true),
+		GoMemLimit:        get("GOMEMLIMIT", ""),
 	}
+	// Development stops at once on Ctrl-C. In production a replica keeps serving, with /readyz
+	// failing, for 5s before it shuts down: long enough for Kubernetes to take it out of its
+	// endpoints and for proxies to stop sending it new connections (the usual "preStop sleep 5"),
+	// short enough that 5s plus SHUTDOWN_TIMEOUT (15s) stays within Kubernetes' default 30s grace.
+	drainDelay := "0s"
+	if c.Production() {
+		drainDelay = "5s"
+	}
+	c.ShutdownDrainDelay = dur("SHUTDOWN_DRAIN_DELAY", drainDelay)
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", get("LOG_LEVEL", "info")))
 	}
@@ -265,6 +281,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.ShutdownDrainDelay < 0 || c.ShutdownDrainDelay > time.Minute {
+		// Longer would hold a terminating replica past any usual orchestrator grace period.
+		bad("SHUTDOWN_DRAIN_DELAY must be between 0 and 1m (got %s)", c.ShutdownDrainDelay)
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > time.Minute {
+		// The leeway extends every access token's life: it is for clock skew, not for longer tokens.
+		bad("JWT_LEEWAY must be between 0 and 1m (got %s)", c.JWTLeeway)
 	}
 	if c.DBWaitTimeout < 0 {
 		bad("DB_WAIT_TIMEOUT must be 0 (do not wait) or positive")

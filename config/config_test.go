@@ -21,8 +21,44 @@ func TestDefaults(t *testing.T) {
 	if c.Addr != ":8080" || c.Env != "development" || c.AccessTokenTTL != 15*time.Minute ||
 		c.RefreshTokenTTL != 720*time.Hour || c.RefreshReuseGrace != 10*time.Second ||
 		c.JWTIssuer != DefaultIssuer || c.JWTAudience != DefaultIssuer || c.DatabaseURL != "data/gqlauth.db" ||
-		c.KeyFile() != "data/jwt-ed25519.pem" {
+		c.KeyFile() != "data/jwt-ed25519.pem" || c.JWTLeeway != 5*time.Second || c.ShutdownDrainDelay != 0 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// SHUTDOWN_DRAIN_DELAY defaults to 0 in development (Ctrl-C stops at once) and to 5s in production
+// (time for the load balancer to see /readyz fail); both it and JWT_LEEWAY are bounded.
+func TestShutdownDrainDelayAndLeeway(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		name       string
+		vars       map[string]string
+		wantDelay  time.Duration
+		wantLeeway time.Duration
+	}{
+		{"development", map[string]string{}, 0, 5 * time.Second},
+		{"production", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret}, 5 * time.Second, 5 * time.Second},
+		{"production, set", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SHUTDOWN_DRAIN_DELAY": "0s"}, 0, 5 * time.Second},
+		{"development, set", map[string]string{"SHUTDOWN_DRAIN_DELAY": "1m", "JWT_LEEWAY": "0s"}, time.Minute, 0},
+		{"leeway", map[string]string{"JWT_LEEWAY": "1m"}, 0, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(tc.vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ShutdownDrainDelay != tc.wantDelay || c.JWTLeeway != tc.wantLeeway {
+				t.Fatalf("SHUTDOWN_DRAIN_DELAY=%s JWT_LEEWAY=%s, want %s and %s", c.ShutdownDrainDelay, c.JWTLeeway, tc.wantDelay, tc.wantLeeway)
+			}
+		})
+	}
+	for _, tc := range []struct{ key, value string }{
+		{"SHUTDOWN_DRAIN_DELAY", "-1s"}, {"SHUTDOWN_DRAIN_DELAY", "61s"}, {"SHUTDOWN_DRAIN_DELAY", "5"},
+		{"JWT_LEEWAY", "-1s"}, {"JWT_LEEWAY", "2m"}, {"JWT_LEEWAY", "soon"},
+	} {
+		if _, err := load(map[string]string{tc.key: tc.value}); err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s=%s: err = %v, want it refused", tc.key, tc.value, err)
+		}
 	}
 }
 

@@ -11,16 +11,18 @@ import (
 	"gqlauth/internal/testdb"
 )
 
-// benchApp wires the real application (app.New) on dsn, without a network listener, so the
-// benchmarks measure the server's own work per request: middleware, CSRF/CORS, gqlgen, the @auth
-// directive (token verification + revocation check) and the resolver's database read.
+// benchApp wires the real application (app.New) on dsn and runs it (Serve, so the revocation poller
+// keeps the revocation cache fresh as in production), but the benchmarks call its Handler directly,
+// without the network, so they measure the server's own work per request: middleware, CSRF/CORS,
+// gqlgen, the @auth directive (token verification + revocation check) and the resolver's database read.
 func benchApp(b testing.TB, dsn string, vars map[string]string) *app.App {
 	b.Helper()
 	all := map[string]string{"DATABASE_URL": dsn, "DATA_DIR": b.TempDir(), "LOGIN_RATE_LIMIT": "off", "LOGIN_IP_RATE_LIMIT": "off", "LOG_LEVEL": "error"}
 	for k, v := range vars {
 		all[k] = v
 	}
-	return apptest.Start(b, apptest.LoadConfig(b, all), app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger()})
+	a, _ := apptest.Start(b, apptest.LoadConfig(b, all), app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger()})
+	return a
 }
 
 func serve(b *testing.B, h http.Handler, body string, headers ...string) string {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"gqlauth/app"
-	"gqlauth/config"
 	"gqlauth/internal/apptest"
 	"gqlauth/internal/testdb"
 	"gqlauth/token"
@@ -122,11 +121,7 @@ func TestKeyDirStartup(t *testing.T) {
 	start := func(vars map[string]string) error {
 		vars["DATABASE_URL"] = testdb.SQLite(t)
 		vars["DATA_DIR"] = t.TempDir()
-		cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-		if err != nil {
-			t.Fatalf("config: %v", err)
-		}
-		a, err := app.New(context.Background(), cfg, app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger()})
+		a, err := app.New(context.Background(), apptest.LoadConfig(t, vars), app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger()})
 		if err == nil {
 			_ = a.Close()
 		}

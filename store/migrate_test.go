@@ -288,7 +288,7 @@ func describeSchema(t *testing.T, g *gorm.DB) []string {
 			t.Fatal(err)
 		}
 	}
-	if g.Dialector.Name() == "postgres" {
+	if g.Name() == "postgres" {
 		add(`SELECT table_name, column_name, data_type, character_maximum_length, is_nullable, column_default
 			FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> 'goose_db_version'`)
 		add(`SELECT tablename, indexname, replace(indexdef, current_schema() || '.', '') AS indexdef

@@ -15,10 +15,6 @@ import (
 // published at least this long before it starts signing.
 const JWKSMaxAge = time.Minute
 
-// DefaultLeeway is the clock-skew leeway the server gives its issuer (Options.Leeway). Tools that
-// reason about key retirement outside the server (authctl keys rotate) use it too.
-const DefaultLeeway = 5 * time.Second
-
 // Key is one Ed25519 signing key of a rotating key set.
 //
 // A key set rotates by activation time: at any instant the key with the latest ActivateAt not after

@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,18 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"gqlauth/app"
-	"gqlauth/config"
-	"gqlauth/password"
+	"gqlauth/internal/apptest"
 )
 
-// newServer serves the real wiring (app.New) on an SQLite file, with cheap hashing and no rate
-// limits; vars override the environment. It returns the GraphQL URL.
+// newServer serves the real wiring (the shared harness, internal/apptest) on an SQLite file, on the
+// real clock, with cheap hashing and no rate limits; vars override the environment. It returns the
+// GraphQL URL.
 func newServer(t *testing.T, vars map[string]string) string {
 	t.Helper()
 	env := map[string]string{
-		"DATABASE_URL":        filepath.Join(t.TempDir(), "loadgen.db"),
-		"DATA_DIR":            t.TempDir(),
 		"LOGIN_RATE_LIMIT":    "off",
 		"LOGIN_IP_RATE_LIMIT": "off",
 		"REGISTER_RATE_LIMIT": "off",
@@ -35,20 +30,8 @@ func newServer(t *testing.T, vars map[string]string) string {
 	for k, v := range vars {
 		env[k] = v
 	}
-	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	a, err := app.New(context.Background(), cfg, app.Options{
-		Password: &password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(func() { srv.Close(); _ = a.Close() })
-	return srv.URL + "/graphql"
+	e := apptest.New(t, filepath.Join(t.TempDir(), "loadgen.db"), apptest.Options{Vars: env, RealTime: true})
+	return e.Server.URL + "/graphql"
 }
 
 func baseOptions(url, scenario string) Options {

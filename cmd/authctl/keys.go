@@ -19,7 +19,7 @@ import (
 // publish the new key in its JWKS before any server signs with it; no server needs a restart, because
 // each one switches to the new key by itself at its activation time. Tokens signed with the old key
 // stay valid until they expire; the old key's file is deleted by a later rotation, once its successor
-// has been active for longer than ACCESS_TOKEN_TTL plus the leeway.
+// has been active for longer than ACCESS_TOKEN_TTL plus JWT_LEEWAY (which must match the servers').
 func rotateKeys(cfg *config.Config, stdout io.Writer) error {
 	dir := cfg.JWTKeysDir
 	if dir == "" {
@@ -63,7 +63,7 @@ func rotateKeys(cfg *config.Config, stdout io.Writer) error {
 			activateAt.UTC().Format(time.RFC3339), activateAt.Sub(now).Round(time.Second), dir, cfg.KeyReloadInterval)
 	}
 
-	removed, err := token.PruneKeyDir(dir, now, cfg.AccessTokenTTL, token.DefaultLeeway)
+	removed, err := token.PruneKeyDir(dir, now, cfg.AccessTokenTTL, cfg.JWTLeeway)
 	for _, p := range removed {
 		fmt.Fprintf(stdout, "removed retired key file %s\n", filepath.Base(p))
 	}

@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"gqlauth/app"
 	"gqlauth/auth"
@@ -26,25 +26,30 @@ import (
 )
 
 func main() {
-	if err := run(os.Stderr); err != nil {
+	// The first SIGINT or SIGTERM starts a graceful shutdown; once it has, the signals' default
+	// action is restored, so a second one kills the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("server stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-// run serves until SIGINT or SIGTERM, then shuts down gracefully: the listener closes at once (new
-// connections are refused; those already waiting in its accept queue are still served, see
-// drainingListener), in-flight requests get SHUTDOWN_TIMEOUT to finish, then background work stops
-// and the database closes.
-func run(logOut io.Writer) error {
-	cfg, err := config.Load()
+// run is the server: configuration (through getenv) → logger (on stderr) → app.New, waiting up to
+// DB_WAIT_TIMEOUT for the database → app.Run until ctx ends, then a graceful shutdown (see
+// app.App.Serve) → Close. The server writes nothing to stdout: its only output is its log.
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.LoadFrom(func(key string) (string, bool) { v := getenv(key); return v, v != "" })
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := observe.NewLogger(logOut, cfg.LogFormat, cfg.LogLevel)
+	log := observe.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	// go-redis has one logger per process: set it here, in the process's entry point, beside the
+	// memory limit, rather than in app.New, which must not change process-wide state (and whose
+	// first caller in a test binary would otherwise win).
+	redis.SetLogger(redisLog{log})
 	setMemoryLimit(cfg)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
@@ -54,44 +59,15 @@ func run(logOut io.Writer) error {
 	// Start-up computed one argon2id hash (the dummy for unknown e-mails): hand its 19 MiB back to the
 	// OS now rather than whenever the scavenger gets to it, so an idle server stays small.
 	debug.FreeOSMemory()
+	return a.Run(ctx)
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	srv := a.Server(cfg.Addr)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&drainingListener{TCPListener: ln.(*net.TCPListener)}) }()
-	log.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env, "database", a.Store.Dialect(), "alg", a.Tokens.Algorithm())
-	if !cfg.Production() {
-		log.Info("GraphQL IDE at http://localhost" + portOf(ln.Addr().String()) + "/")
-	}
+// redisLog sends go-redis's own messages (one per failed dial while Redis is down) to the debug level:
+// the limiter and the fan-out each log an outage once, at warn, and again when it ends.
+type redisLog struct{ log *slog.Logger }
 
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	stop() // a second signal now kills the process the default way
-	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if err == nil {
-		// Serve returns once it has taken the connections the listener drained from the accept
-		// queue; Shutdown again waits for their requests too.
-		select {
-		case <-errc:
-		case <-shutdownCtx.Done():
-		}
-		err = srv.Shutdown(shutdownCtx)
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
-	}
-	log.Info("stopped")
-	return nil
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // openApp builds the app, waiting up to DB_WAIT_TIMEOUT for a database that cannot be reached yet
@@ -132,20 +108,11 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app.Ap
 // than the PASSWORD_HASH_CONCURRENCY hashes in flight need. The limit is soft: past it the collector
 // works harder, it never fails an allocation.
 func setMemoryLimit(cfg *config.Config) {
-	if os.Getenv("GOMEMLIMIT") != "" {
+	if cfg.GoMemLimit != "" {
 		return
 	}
 	// High enough that the collector stays out of the way at the default concurrency (a lower limit
 	// measurably slows logins), low enough to cap a flood: 80 MiB plus one hash per hashing slot.
 	perHash := int64(password.Default.Memory) << 10
 	debug.SetMemoryLimit(80<<20 + int64(cfg.PasswordHashConcurrency)*perHash)
-}
-
-func portOf(addr string) string {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[i:]
-		}
-	}
-	return ""
 }

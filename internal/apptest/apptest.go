@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -45,9 +46,9 @@ func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // Env is one running server (the real wiring, app.New) behind a real HTTP listener.
 type Env struct {
 	T      testing.TB
-	App    *app.App         // nil for an Env made by Serve
-	Server *httptest.Server // the listener; requests go to Server.URL
-	Clock  *Clock           // nil when running on the real clock
+	App    *app.App // nil for an Env made by Serve
+	Server *Server  // the listener; requests go to Server.URL
+	Clock  *Clock   // nil when running on the real clock
 	Config *config.Config
 }
 
@@ -82,11 +83,19 @@ func New(t testing.TB, dsn string, o Options) *Env {
 		e.Clock = NewClock()
 		opts.Now = e.Clock.Now
 	}
-	e.App = Start(t, e.Config, opts)
-	e.Server = httptest.NewServer(e.App.Handler)
-	t.Cleanup(e.Server.Close) // before the app closes: cleanups run last-in first-out
+	e.App, e.Server = Start(t, e.Config, opts)
 	return e
 }
+
+// Server is a running server: App.Serve on a loopback listener, or an httptest server (Serve).
+type Server struct {
+	URL   string // http://127.0.0.1:port
+	close func()
+}
+
+// Close shuts the server down (for App.Serve: the drain and graceful shutdown production runs) and
+// waits until it has stopped. It is safe to call more than once; the test's cleanup calls it too.
+func (s *Server) Close() { s.close() }
 
 // LoadConfig loads the configuration from vars alone (not the process environment).
 func LoadConfig(t testing.TB, vars map[string]string) *config.Config {
@@ -98,22 +107,39 @@ func LoadConfig(t testing.TB, vars map[string]string) *config.Config {
 	return cfg
 }
 
-// Start builds the application and closes it when the test ends. It is the harness's only start-up
-// of the application: New, and the benchmarks that need no listener, go through it.
-func Start(t testing.TB, cfg *config.Config, opts app.Options) *app.App {
+// Start builds the application and runs it as production does (App.Serve: revocation poller, key
+// watcher, janitor, HTTP server) on a loopback listener; when the test ends it shuts it down and
+// closes it. It is the harness's only start-up of the application: New, and the benchmarks that
+// call the handler directly, go through it.
+func Start(t testing.TB, cfg *config.Config, opts app.Options) (*app.App, *Server) {
 	t.Helper()
 	a, err := app.New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
-	t.Cleanup(func() { _ = a.Close() })
-	return a
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = a.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	srv := &Server{URL: "http://" + ln.Addr().String(), close: sync.OnceFunc(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})}
+	t.Cleanup(func() { srv.Close(); _ = a.Close() })
+	return a, srv
 }
 
 // Serve puts h behind a real HTTP listener (closed when the test ends), for tests that wire a
 // handler of their own (a store that fails, say).
 func Serve(t testing.TB, h http.Handler) *Env {
-	e := &Env{T: t, Server: httptest.NewServer(h)}
+	hs := httptest.NewServer(h)
+	e := &Env{T: t, Server: &Server{URL: hs.URL, close: sync.OnceFunc(hs.Close)}}
 	t.Cleanup(e.Server.Close)
 	return e
 }
