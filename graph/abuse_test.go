@@ -20,6 +20,7 @@ func xff(addr string) []string { return []string{"X-Forwarded-For", addr} }
 // 40 wrong guesses from 40 addresses of one /64 were all checked. Now the /64 is one client, and a
 // /48 gets eight clients' worth.
 func TestIPv6ClientsAreCountedByPrefix(t *testing.T) {
+	t.Parallel()
 	limiterBackends(t, func(t *testing.T, backend map[string]string) {
 		e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: merge(backend, map[string]string{
 			"LOGIN_IP_RATE_LIMIT": "5/15m", "LOGIN_RATE_LIMIT": "3/15m", "REGISTER_RATE_LIMIT": "3/1h", "TRUSTED_PROXIES": "127.0.0.1",
@@ -83,6 +84,7 @@ func TestIPv6ClientsAreCountedByPrefix(t *testing.T) {
 // LOGIN_ACCOUNT_RATE_LIMIT, each further failure makes the account wait, growing from 1 s; wrong
 // currentPassword guesses count too; a success clears the count.
 func TestAccountBackOffAcrossAddresses(t *testing.T) {
+	t.Parallel()
 	limiterBackends(t, func(t *testing.T, backend map[string]string) {
 		e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: merge(backend, map[string]string{
 			"LOGIN_ACCOUNT_RATE_LIMIT": "3/1h", "TRUSTED_PROXIES": "127.0.0.1",
@@ -131,6 +133,7 @@ func TestAccountBackOffAcrossAddresses(t *testing.T) {
 // One address made 1,893 successful logins in 25 s (an argon2id hash and a session row each).
 // Successes are now limited per address too (failures do not use up that budget).
 func TestSuccessfulLoginsAreLimited(t *testing.T) {
+	t.Parallel()
 	limiterBackends(t, func(t *testing.T, backend map[string]string) {
 		e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: merge(backend, map[string]string{
 			"LOGIN_SUCCESS_RATE_LIMIT": "4/15m", "TRUSTED_PROXIES": "127.0.0.1",
@@ -152,6 +155,7 @@ func TestSuccessfulLoginsAreLimited(t *testing.T) {
 
 // Live sessions per user were uncapped. Past MAX_SESSIONS_PER_USER a login ends the oldest.
 func TestSessionsPerUserAreCapped(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"MAX_SESSIONS_PER_USER": "3"}})
 		pairs := []apptest.Pair{e.Register("erin@example.com", pw)}

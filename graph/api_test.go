@@ -17,6 +17,7 @@ const pw = "correct horse battery"
 const regQ = `mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken refreshTokenExpiresAt } }`
 
 func TestRegisterLoginMe(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		reg := e.Register("  Alice@Example.COM ", pw)
@@ -64,6 +65,7 @@ func TestRegisterLoginMe(t *testing.T) {
 }
 
 func TestRegisterValidation(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		e.Register("taken@example.com", pw)
@@ -96,6 +98,7 @@ func TestRegisterValidation(t *testing.T) {
 }
 
 func TestLoginInvalidCredentials(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		e.Register("alice@example.com", pw)
@@ -116,6 +119,7 @@ func TestLoginInvalidCredentials(t *testing.T) {
 }
 
 func TestAuthDirective(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"ACCESS_TOKEN_TTL": "1m"}})
 		alice := e.Register("alice@example.com", pw)
@@ -152,6 +156,7 @@ func TestAuthDirective(t *testing.T) {
 }
 
 func TestAdminField(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		alice := e.Register("alice@example.com", pw)
@@ -184,6 +189,7 @@ func TestAdminField(t *testing.T) {
 
 // Public fields must work whatever the Authorization header holds.
 func TestPublicFieldsIgnoreAuthorizationHeader(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		expired := e.Register("alice@example.com", pw)
@@ -208,6 +214,7 @@ func TestPublicFieldsIgnoreAuthorizationHeader(t *testing.T) {
 }
 
 func TestRefreshRotation(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{}) // REFRESH_REUSE_GRACE defaults to 10s
 		p0 := e.Register("alice@example.com", pw)
@@ -260,6 +267,7 @@ func sessionsOf(t *testing.T, e *apptest.Env, access string) int {
 }
 
 func TestRefreshInvalid(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REFRESH_TOKEN_TTL": "1h"}})
 		p := e.Register("alice@example.com", pw)
@@ -285,6 +293,7 @@ func TestRefreshInvalid(t *testing.T) {
 // With grace 0, N simultaneous refreshes of one token give at most one success and never an
 // internal error.
 func TestConcurrentRefreshRace(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REFRESH_REUSE_GRACE": "0s"}})
 		const n = 16
@@ -322,6 +331,7 @@ func TestConcurrentRefreshRace(t *testing.T) {
 
 // With the default grace, racing refreshes of one token (two tabs) all succeed within one session.
 func TestConcurrentRefreshWithinGrace(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		p := e.Register("alice@example.com", pw)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestPresenterTable(t *testing.T) {
+	t.Parallel()
 	var logged strings.Builder
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	present := presentError(log)
@@ -53,6 +54,7 @@ func TestPresenterTable(t *testing.T) {
 // DispatchError (wrapped in a *gqlerror.Error): coded from the table, with the request's own message
 // when it has one.
 func TestPresenterRequestErrors(t *testing.T) {
+	t.Parallel()
 	present := presentError(slog.New(slog.DiscardHandler))
 	ctx := graphql.WithResponseContext(context.Background(), graphql.DefaultErrorPresenter, nil)
 	for _, tc := range []struct {

@@ -39,6 +39,7 @@ func fragmentBomb(n int) string {
 const patience = 15 * time.Second
 
 func TestFragmentBombIsRefused(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	bomb := fragmentBomb(40) // 2^39 fields: days of CPU for a walker that expands spreads
 	if len(bomb) > 2048 {
@@ -118,6 +119,7 @@ func TestLargeDocumentsDoNotFillMemory(t *testing.T) {
 
 // `{ __typename __typename … }` made gqlparser compare every pair of fields: 220 KB took 18 s.
 func TestRepeatedFieldsAreRefusedBeforeValidation(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"MAX_BODY_BYTES": "1048576"}})
 	huge := "{" + strings.Repeat(" __typename", 20000) + " }" // 220 KB
 	done := make(chan apptest.Response, 1)
@@ -140,6 +142,7 @@ func TestRepeatedFieldsAreRefusedBeforeValidation(t *testing.T) {
 // In development (the default) introspection was free of any limit: 2000 aliased __schema fields made
 // a 7 MB response (100 fit in today's body limit). It now has a budget of its own, and the IDEs' introspection query fits in it.
 func TestIntrospectionIsBounded(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	apptest.WantOK(t, e.Post(introspection.Query, nil))
 
@@ -164,6 +167,7 @@ func TestIntrospectionIsBounded(t *testing.T) {
 // In production introspection answered INTERNAL_SERVER_ERROR and logged an ERROR line per request
 // (anyone could flood the log), and field suggestions spelled out the schema.
 func TestProductionHidesTheSchemaQuietly(t *testing.T) {
+	t.Parallel()
 	var logs testlog.Buffer
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Vars: map[string]string{
 		"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32),

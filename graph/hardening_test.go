@@ -61,6 +61,7 @@ func merge(a, b map[string]string) map[string]string {
 }
 
 func TestLoginRateLimit(t *testing.T) {
+	t.Parallel()
 	limiterBackends(t, func(t *testing.T, backend map[string]string) {
 		e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: merge(backend, map[string]string{
 			"LOGIN_RATE_LIMIT": "3/15m", "LOGIN_IP_RATE_LIMIT": "8/15m", "TRUSTED_PROXIES": "127.0.0.1",
@@ -114,6 +115,7 @@ func TestLoginRateLimit(t *testing.T) {
 }
 
 func TestLoginRateLimitWindowEnds(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"LOGIN_RATE_LIMIT": "2/1m"}})
 	e.Register("alice@example.com", pw)
 	for range 2 {
@@ -126,6 +128,7 @@ func TestLoginRateLimitWindowEnds(t *testing.T) {
 
 // Aliases, fragments and batches cannot pack several credential checks into one request.
 func TestOneCredentialFieldPerRequest(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"LOGIN_RATE_LIMIT": "3/15m"}})
 	e.Register("alice@example.com", pw)
 	var aliases strings.Builder
@@ -176,6 +179,7 @@ func TestOneCredentialFieldPerRequest(t *testing.T) {
 }
 
 func TestRegisterRateLimit(t *testing.T) {
+	t.Parallel()
 	limiterBackends(t, func(t *testing.T, backend map[string]string) {
 		e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: merge(backend, map[string]string{"REGISTER_RATE_LIMIT": "2/1h", "TRUSTED_PROXIES": "127.0.0.0/8"})})
 		u := uniq()
@@ -190,6 +194,7 @@ func TestRegisterRateLimit(t *testing.T) {
 }
 
 func TestQueryLimits(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	// Introspection is the only deep shape in this schema.
 	deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 14) + "{ name }" + strings.Repeat(" }", 14) + " } } } }"
@@ -223,6 +228,7 @@ func (panicStore) UserByEmail(context.Context, string) (*models.User, error) {
 }
 
 func TestResolverPanicIsRecovered(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	tokens, err := token.NewHS256Issuer([]byte(strings.Repeat("k", 32)), token.Options{Issuer: "i", Audience: "a", TTL: time.Minute})
@@ -251,6 +257,7 @@ func TestResolverPanicIsRecovered(t *testing.T) {
 
 // Logs never contain a token, a password or a password hash.
 func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		var logs testlog.Buffer
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REFRESH_REUSE_GRACE": "0s", "LOGIN_RATE_LIMIT": "2/1m"},

@@ -28,6 +28,7 @@ func guardCode(t *testing.T, g operationGuard, query string) string {
 }
 
 func TestOperationGuard(t *testing.T) {
+	t.Parallel()
 	g := operationGuard{limits: testLimits}
 	prod := operationGuard{limits: Limits{MaxTokens: 100, MaxDepth: 3, MaxComplexity: 5, MaxIntrospection: 10}}
 	for _, tc := range []struct {
@@ -85,6 +86,7 @@ func TestOperationGuard(t *testing.T) {
 
 // The guard measures a fragment bomb in as many visits as the document has selections.
 func TestOperationGuardVisitsEachFragmentOnce(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{10, 40, 200} {
 		var b strings.Builder
 		b.WriteString("{ ...F0 }")
@@ -175,6 +177,7 @@ func randomDocument(r *rand.Rand) string {
 // written selection: each fragment is measured once inside introspection and once outside), however
 // large the expanded operation is, and it never panics.
 func TestOperationGuardCostIsBoundedByDocumentSize(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(11, 29))
 	for i := range 3000 {
 		q := randomDocument(r)
@@ -218,6 +221,7 @@ func FuzzOperationGuard(f *testing.F) {
 }
 
 func TestQueryCacheIsBoundedByBytes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := newQueryCache(100, 1000)
 	doc := &ast.QueryDocument{}

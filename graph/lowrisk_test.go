@@ -26,6 +26,7 @@ import (
 // timestamp is now read inside the transaction, and a revoking transaction that cannot finish within
 // auth.RevocationCommitBudget rolls back (the client retries) instead of committing late.
 func TestSlowRevocationIsNotMissedByOtherInstances(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir()
 		a := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
@@ -73,6 +74,7 @@ func TestSlowRevocationIsNotMissedByOtherInstances(t *testing.T) {
 // A NUL byte (or anything that is not an id) in an ID argument reached Postgres: INTERNAL_SERVER_ERROR
 // and an ERROR log line. Such ids now match nothing: false and null.
 func TestMalformedIDsMatchNothing(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		var logs testlog.Buffer
 		e := apptest.New(t, dsn, apptest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -103,6 +105,7 @@ func TestMalformedIDsMatchNothing(t *testing.T) {
 // Look-alike e-mails (zero-width and bidi characters, fullwidth letters, NFD vs NFC) registered as
 // distinct accounts, and a password typed in NFD did not match its NFC form.
 func TestLookAlikeEmailsAndUnnormalisedPasswords(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		reg := func(email, password string) apptest.Response {

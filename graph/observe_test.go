@@ -42,6 +42,7 @@ func grepLines(s, sub string) string {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REFRESH_REUSE_GRACE": "0s", "LOGIN_RATE_LIMIT": "2/1m"}})
 		p := e.Register("alice@example.com", pw)
@@ -126,6 +127,7 @@ func logLines(t *testing.T, buf *testlog.Buffer, cond func([]map[string]any) boo
 }
 
 func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		logger func(w *testlog.Buffer) *slog.Logger
@@ -192,6 +194,7 @@ func TestAccessAndAuditLogsShareRequestID(t *testing.T) {
 // The first 100 operation names any client sent used to own the label slots. Now only the schema's
 // operation names (Login, Me, …) and METRICS_OPERATION_NAMES are labels; every other name is "other".
 func TestOperationNameLabelsAreTheServers(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"METRICS_OPERATION_NAMES": "Dashboard"}})
 	for i := range 150 {
 		apptest.WantOK(t, e.Post(fmt.Sprintf(`query Stranger%d { __typename }`, i), nil))

@@ -250,6 +250,7 @@ func getStatus(e *apptest.Env, path string) int {
 // refresh cookie: nothing was decided, and the retry after the outage must still be able to rotate
 // the token or end the session.
 func TestCookieKeptDuringOutage(t *testing.T) {
+	t.Parallel()
 	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
 	e := apptest.New(t, dsn, apptest.Options{RealTime: true, Vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true"}})
 	const name = "__Secure-refresh_token"

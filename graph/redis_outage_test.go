@@ -31,7 +31,10 @@ func TestRedisOutage(t *testing.T) {
 		{"down", func(p *tcpproxy.Proxy) error { p.Cut(); return nil }, (*tcpproxy.Proxy).Restore},
 		{"hung", func(p *tcpproxy.Proxy) error { p.Freeze(); return nil }, func(p *tcpproxy.Proxy) error { p.Thaw(); return nil }},
 	} {
-		t.Run(tc.name, func(t *testing.T) { checkRedisOutage(t, tc.down, tc.up) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each has its own proxy, database schema and Redis key space
+			checkRedisOutage(t, tc.down, tc.up)
+		})
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 const logoutQ = `mutation($t: String) { logout(refreshToken: $t) }`
 
 func TestLogout(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		p := e.Register("alice@example.com", pw)
@@ -51,6 +52,7 @@ func TestLogout(t *testing.T) {
 }
 
 func TestLogoutCurrentSession(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		p := e.Register("alice@example.com", pw)
@@ -72,6 +74,7 @@ func TestLogoutCurrentSession(t *testing.T) {
 }
 
 func TestLogoutAll(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		a := e.Register("alice@example.com", pw)
@@ -95,6 +98,7 @@ func TestLogoutAll(t *testing.T) {
 }
 
 func TestSessionsAndRevokeSession(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		a := e.Register("alice@example.com", pw)
@@ -172,6 +176,7 @@ func TestSessionsAndRevokeSession(t *testing.T) {
 }
 
 func TestChangePassword(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		cur := e.Register("alice@example.com", pw)
@@ -213,6 +218,7 @@ func TestChangePassword(t *testing.T) {
 // Headers may carry bytes that are not UTF-8; Postgres refuses those in text columns, so they must
 // not turn a login into an internal error.
 func TestUnusualUserAgent(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		e.Register("alice@example.com", pw)

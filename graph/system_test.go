@@ -39,6 +39,7 @@ func loadSchema(t *testing.T) *ast.Schema {
 
 // Fail closed: every root field must say whether it is protected (@auth) or deliberately public.
 func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
+	t.Parallel()
 	schema := loadSchema(t)
 	checked := 0
 	for _, root := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
@@ -63,6 +64,7 @@ func TestEveryRootFieldHasAuthOrPublic(t *testing.T) {
 
 // schema.graphqls is the contract: every type, field, argument, enum value and directive is described.
 func TestSchemaIsDocumented(t *testing.T) {
+	t.Parallel()
 	schema := loadSchema(t)
 	missing := func(what string) { t.Errorf("no description: %s", what) }
 	args := func(owner string, list ast.ArgumentDefinitionList) {
@@ -138,6 +140,7 @@ func TestCrossInstanceRevocation(t *testing.T) {
 
 // A restart keeps issued tokens valid: the generated key is persisted (0600) under DATA_DIR.
 func TestRestartKeepsSigningKey(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir()
 		first := apptest.New(t, dsn, apptest.Options{RealTime: true, DataDir: dir})
@@ -159,6 +162,7 @@ func TestRestartKeepsSigningKey(t *testing.T) {
 }
 
 func TestHS256Secret(t *testing.T) {
+	t.Parallel()
 	secret := strings.Repeat("s", 32)
 	dsn := testdb.SQLite(t)
 	e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"JWT_SECRET": secret}})
@@ -174,6 +178,7 @@ func TestHS256Secret(t *testing.T) {
 }
 
 func TestAccessTokenShape(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	p := e.Register("alice@example.com", pw)
 	parts := strings.Split(p.AccessToken, ".")
@@ -215,6 +220,7 @@ func TestAccessTokenShape(t *testing.T) {
 
 // Nothing secret is stored in plaintext: not the refresh tokens, not the passwords, not the access tokens.
 func TestNoPlaintextSecretsAtRest(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{})
 		p := e.Register("alice@example.com", pw)
@@ -267,6 +273,7 @@ func TestNoPlaintextSecretsAtRest(t *testing.T) {
 
 // Stored hashes are upgraded at login when the configured argon2id parameters change.
 func TestRehashOnLogin(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.SQLite(t)
 	e := apptest.New(t, dsn, apptest.Options{})
 	p := e.Register("alice@example.com", pw)
@@ -283,6 +290,7 @@ func TestRehashOnLogin(t *testing.T) {
 
 // Database failures become INTERNAL_SERVER_ERROR with a generic message: no SQL, no driver text.
 func TestInternalErrorsDoNotLeak(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	p := e.Register("alice@example.com", pw)
 	if err := e.App.Store.Gorm().Exec("DROP TABLE refresh_tokens").Error; err != nil {
@@ -304,6 +312,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 
 // JWT_PRIVATE_KEY_FILE takes an operator's own Ed25519 key in PKCS#8 PEM (as openssl genpkey writes it).
 func TestConfiguredKeyFile(t *testing.T) {
+	t.Parallel()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {

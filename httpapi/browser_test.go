@@ -15,6 +15,7 @@ import (
 const regQ = `mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken refreshTokenExpiresAt } }`
 
 func TestCookieMode(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true"}})
 	const name = "__Secure-refresh_token"
 	res, r := e.Do(regQ, map[string]any{"i": map[string]any{"email": "alice@example.com", "password": pw}})
@@ -76,6 +77,7 @@ func TestCookieMode(t *testing.T) {
 }
 
 func TestCookieModeChangePasswordSetsCookie(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true", "COOKIE_SECURE": "false", "COOKIE_SAMESITE": "lax"}})
 	res, r := e.Do(regQ, map[string]any{"i": map[string]any{"email": "alice@example.com", "password": pw}})
 	var p apptest.Pair
@@ -93,6 +95,7 @@ func TestCookieModeChangePasswordSetsCookie(t *testing.T) {
 }
 
 func TestCrossOriginRequests(t *testing.T) {
+	t.Parallel()
 	const app = "https://app.example.com"
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"REFRESH_TOKEN_COOKIE": "true", "CORS_ALLOWED_ORIGINS": app + ", http://localhost:5173"}})
 	res, _ := e.Do(regQ, map[string]any{"i": map[string]any{"email": "alice@example.com", "password": pw}})
@@ -156,6 +159,7 @@ func TestCrossOriginRequests(t *testing.T) {
 
 // Schema-first teams fetch the SDL from the running server.
 func TestSchemaEndpoint(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	res, err := http.Get(e.Server.URL + "/graphql/schema.graphql")
 	if err != nil {

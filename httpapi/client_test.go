@@ -9,6 +9,7 @@ import (
 )
 
 func TestBearerToken(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		header, token string
 		err           error

@@ -19,6 +19,7 @@ import (
 
 // X-Forwarded-For is believed only from TRUSTED_PROXIES.
 func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
+	t.Parallel()
 	q := `{ sessions { ip } }`
 	ipOf := func(e *apptest.Env, headers ...string) string {
 		e.Clock.Advance(time.Second) // so the newest session is listed first
@@ -50,6 +51,7 @@ func TestClientIPFromTrustedProxiesOnly(t *testing.T) {
 
 // Bodies over MAX_BODY_BYTES get a clean 413 with a code, whether or not Content-Length is sent.
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"MAX_BODY_BYTES": "4096"}})
 	big := `{"query":"{ __typename }","variables":{"pad":"` + strings.Repeat("x", 8000) + `"}}`
 	for name, body := range map[string]io.Reader{
@@ -83,6 +85,7 @@ func (stallStore) UserByEmail(ctx context.Context, _ string) (*models.User, erro
 
 // A stalled database fails the request at REQUEST_TIMEOUT instead of hanging it.
 func TestRequestTimeout(t *testing.T) {
+	t.Parallel()
 	tokens, err := token.NewHS256Issuer([]byte(strings.Repeat("k", 32)), token.Options{Issuer: "i", Audience: "a", TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)

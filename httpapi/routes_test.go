@@ -16,6 +16,7 @@ import (
 )
 
 func TestReadiness(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	if status, body := e.Get("/readyz"); status != http.StatusOK || body != "ready\n" {
 		t.Fatalf("readyz with the database up: %d %q", status, body)
@@ -32,6 +33,7 @@ func TestReadiness(t *testing.T) {
 }
 
 func TestRequestIDHeader(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	res, r := e.Do(`{ __typename }`, nil, "X-Request-ID", "client-chosen.id_1")
 	apptest.WantOK(t, r)
@@ -46,6 +48,7 @@ func TestRequestIDHeader(t *testing.T) {
 
 // Every failure carries extensions.code, and none is a 5xx.
 func TestEveryErrorHasACode(t *testing.T) {
+	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	for _, tc := range []struct {
 		name, method, body, contentType, path string
@@ -91,6 +94,7 @@ func TestEveryErrorHasACode(t *testing.T) {
 }
 
 func TestHTTPEndpoints(t *testing.T) {
+	t.Parallel()
 	dev := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	prod := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32)}})
 	get := func(url string) (int, string) {
@@ -131,6 +135,7 @@ func TestHTTPEndpoints(t *testing.T) {
 }
 
 func TestNewServerHasTimeouts(t *testing.T) {
+	t.Parallel()
 	s := httpapi.NewServer(":0", http.NotFoundHandler())
 	if s.Addr != ":0" || s.Handler == nil || s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 || s.MaxHeaderBytes <= 0 {
 		t.Fatalf("server without timeouts: %+v", s)

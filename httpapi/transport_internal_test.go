@@ -73,6 +73,7 @@ func newTestHandler(t *testing.T, log *responseLog) http.Handler {
 // operation metric counts each once. gqlgen's own transports wrote them straight to the client, with
 // no code and past every extension. Status codes and messages are the ones clients have always seen.
 func TestTransportErrorsGoThroughTheExecutor(t *testing.T) {
+	t.Parallel()
 	const secret = "hunter2 is my password"
 	var log responseLog
 	h := newTestHandler(t, &log)

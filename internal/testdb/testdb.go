@@ -28,11 +28,12 @@ func requirePostgres() bool {
 }
 
 // ForEach runs fn once per engine as a subtest named "sqlite" or "postgres", each with the DSN of a
-// fresh, empty database.
+// fresh, empty database. The two subtests run in parallel (they share nothing): fn must not write
+// variables of the enclosing test without a lock.
 func ForEach(t *testing.T, fn func(t *testing.T, dsn string)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); fn(t, Postgres(t)) })
 }
 
 // SQLite returns the path of a new SQLite file in t.TempDir().
