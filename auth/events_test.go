@@ -12,6 +12,7 @@ import (
 
 // Every authentication event reaches Options.OnEvent (metrics), with no secret in it.
 func TestEventsReachObserver(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var got []auth.Event
 	svc, _ := newTestService(t, testdb.SQLite(t), auth.Options{OnEvent: func(_ context.Context, e auth.Event) {

@@ -31,6 +31,7 @@ func (r *keyRecorder) Hit(ctx context.Context, key string, rate ratelimit.Rate) 
 // 130 MiB in 100 s while every answer was RATE_LIMITED. Once an address is over its budget, its
 // requests now create no key at all.
 func TestRefusedAddressesStoreNoAccountKeys(t *testing.T) {
+	t.Parallel()
 	rec := &keyRecorder{Limiter: ratelimit.NewMemory(nil), keys: map[string]bool{}}
 	perAddress := ratelimit.Rate{Limit: 5, Window: time.Hour}
 	svc, _ := newTestService(t, testdb.SQLite(t), auth.Options{

@@ -135,6 +135,7 @@ var refusedEmailCases = []struct{ name, in, msg string }{
 }
 
 func TestNormalizeEmailCanonical(t *testing.T) {
+	t.Parallel()
 	for _, tc := range canonicalEmailCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := NormalizeEmail(tc.in)
@@ -152,6 +153,7 @@ func TestNormalizeEmailCanonical(t *testing.T) {
 }
 
 func TestNormalizeEmailRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range refusedEmailCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := NormalizeEmail(tc.in)
@@ -172,6 +174,7 @@ func TestNormalizeEmailRefused(t *testing.T) {
 // TestNormalizeEmailFixedInputs checks inputs whose length limits are spelled out in the rules: the
 // cases above must really be as long as their names say.
 func TestNormalizeEmailFixedInputs(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   string
 		want int
@@ -191,6 +194,7 @@ func TestNormalizeEmailFixedInputs(t *testing.T) {
 }
 
 func TestLegacyEmail(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, in, want string }{
 		{"ascii", "  Alice@Example.COM ", "alice@example.com"},
 		{"A-label kept", "user@XN--BCHER-KVA.example", "user@xn--bcher-kva.example"},
@@ -207,6 +211,7 @@ func TestLegacyEmail(t *testing.T) {
 }
 
 func TestNormalizePassword(t *testing.T) {
+	t.Parallel()
 	const nfc = "p\u00E4ssw\u00F6rd-\u00C5"
 	for _, tc := range []struct{ name, in, want string }{
 		{"NFC unchanged", nfc, nfc},

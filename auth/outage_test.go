@@ -37,6 +37,7 @@ func (s *downStore) CreateUser(ctx context.Context, u *models.User, sess *models
 // Attempts the service could not judge because the database was down are taken back from the rate
 // limits: a client retrying through an outage is not locked out once the database returns.
 func TestOutageAttemptsDoNotCount(t *testing.T) {
+	t.Parallel()
 	_, db := newTestService(t, testdb.SQLite(t), auth.Options{})
 	store := &downStore{Store: db}
 	two := ratelimit.Rate{Limit: 2, Window: time.Hour}

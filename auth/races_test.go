@@ -55,6 +55,7 @@ func principal(t *testing.T, svc *auth.Service, p *auth.Pair) *auth.Principal {
 // 16 concurrent refreshes gave 16 live chains in one session, and reuse detection saw none of them.
 // Now a session has at most one live refresh token, whatever interleaves.
 func TestGraceRetriesNeverForkASession(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		clock := newTestClock()
 		svc, db := newTestService(t, dsn, auth.Options{RefreshReuseGrace: 10 * time.Second, Now: clock.Now})
@@ -93,6 +94,7 @@ func TestGraceRetriesNeverForkASession(t *testing.T) {
 // A thief who replays a rotated token within the grace must not get a chain of its own: the victim's
 // next refresh after the grace is then reuse, and the whole session (the thief's tokens too) ends.
 func TestGraceReplayIsDetectedLater(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		clock := newTestClock()
 		svc, _ := newTestService(t, dsn, auth.Options{RefreshReuseGrace: 10 * time.Second, Now: clock.Now})
@@ -126,6 +128,7 @@ func TestGraceReplayIsDetectedLater(t *testing.T) {
 // Tokens retired by changePassword are not covered by the grace: a copy taken before the change is
 // worthless at once, also when it was rotated just before the change.
 func TestChangePasswordIsNotCoveredByTheGrace(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		clock := newTestClock()
 		svc, db := newTestService(t, dsn, auth.Options{RefreshReuseGrace: 10 * time.Second, Now: clock.Now})
@@ -190,6 +193,7 @@ func (s *pausingStore) SetPasswordHash(ctx context.Context, userID, oldHash, new
 // the session made with the old password survived the change (8 of 8 trials). And a login that
 // rehashed the password after a parameter upgrade wrote the old password back over the new one.
 func TestPasswordChangeDuringLogin(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		for _, hold := range []string{"CreateSession", "SetPasswordHash"} {
 			t.Run(hold, func(t *testing.T) {
@@ -243,6 +247,7 @@ func TestPasswordChangeDuringLogin(t *testing.T) {
 // The same race without any hook, many times: whatever the interleaving, once both are done no
 // session but the one changePassword kept is live.
 func TestPasswordChangeRacesLogins(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		// Hashing of a few milliseconds widens the window between a login's check and its insert.
 		params := password.Params{Memory: 4 << 10, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}

@@ -27,6 +27,7 @@ func (f *fakeStore) SessionRevoked(_ context.Context, id string) (bool, error) {
 }
 
 func TestRevocationCache(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }

@@ -15,6 +15,7 @@ import (
 
 // `me` reads through a cache that lives at most a few seconds and never holds the password hash.
 func TestMeCache(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	svc, db := newTestService(t, testdb.SQLite(t), auth.Options{Now: func() time.Time { return now }})
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 )
 
 func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"alice@example.com", "alice@example.com"},
 		{"  Alice@Example.COM\t", "alice@example.com"},
@@ -30,6 +31,7 @@ func TestNormalizeEmail(t *testing.T) {
 }
 
 func TestValidatePassword(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		pw string
 		ok bool

@@ -14,6 +14,7 @@ func load(vars map[string]string) (*Config, error) {
 }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	c, err := load(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,7 @@ func TestShutdownDrainDelayAndLeeway(t *testing.T) {
 }
 
 func TestInvalid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		vars map[string]string
 		want string
@@ -94,6 +96,7 @@ func TestInvalid(t *testing.T) {
 }
 
 func TestProductionRefusesUnsafeSettings(t *testing.T) {
+	t.Parallel()
 	key := t.TempDir() + "/key.pem"
 	if err := os.WriteFile(key, []byte("placeholder"), 0o600); err != nil {
 		t.Fatal(err)
@@ -132,6 +135,7 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 }
 
 func TestHardeningSettings(t *testing.T) {
+	t.Parallel()
 	c, err := load(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 // 64 clients writing at once (register, a refresh chain, logout) on each engine: no "database is
 // locked" or any other internal error reaches a client, and every chain stays valid.
 func TestConcurrentWritersGetNoInternalErrors(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		e := apptest.New(t, dsn, apptest.Options{Vars: map[string]string{"REGISTER_RATE_LIMIT": "off"}})
 		const clients = 64

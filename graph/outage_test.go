@@ -125,7 +125,9 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The load runs before the outage: wait for answers rather than for a fixed time.
+	okAnswers := func() int { mu.Lock(); defer mu.Unlock(); return codes["OK"] }
+	waitFor(t, 10*time.Second, "the load is answered before the outage", func() bool { return okAnswers() >= 16 })
 
 	held := e.Login(email, pw).RefreshToken // refreshed only during the outage
 	down()
@@ -182,7 +184,9 @@ func checkDatabaseOutage(t *testing.T, dsn string, down, up func()) {
 	if s := getStatus(e, "/readyz"); s != http.StatusOK {
 		t.Errorf("/readyz after recovery: %d", s)
 	}
-	time.Sleep(300 * time.Millisecond) // the load runs on the recovered database for a moment
+	// The load runs on the recovered database for a while: more answers, not a fixed time.
+	okBefore := okAnswers()
+	waitFor(t, 10*time.Second, "the load is answered after the recovery", func() bool { return okAnswers() >= okBefore+16 })
 	stop.Store(true)
 	wg.Wait()
 

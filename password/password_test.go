@@ -9,6 +9,7 @@ import (
 var cheap = Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 func TestHashVerify(t *testing.T) {
+	t.Parallel()
 	h, err := Hash("correct horse", cheap)
 	if err != nil {
 		t.Fatal(err)
@@ -45,12 +46,14 @@ func TestHashVerify(t *testing.T) {
 }
 
 func TestDefaultIsOWASP(t *testing.T) {
+	t.Parallel()
 	if Default.Memory != 19456 || Default.Time != 2 || Default.Threads != 1 {
 		t.Fatalf("Default = %+v, want m=19456 t=2 p=1", Default)
 	}
 }
 
 func TestVerifyMalformed(t *testing.T) {
+	t.Parallel()
 	for _, enc := range []string{
 		"", "plain", "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
 		"$argon2id$v=18$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",

@@ -111,6 +111,7 @@ func newFallbackFixture() fallbackFixture {
 var fbRate = Rate{Limit: 100, Window: time.Hour}
 
 func TestFallbackDefaults(t *testing.T) {
+	t.Parallel()
 	f := NewFallback(NewMemory(nil), NewMemory(nil), nil)
 	if f.RetryInterval != 5*time.Second {
 		t.Fatalf("RetryInterval = %v, want 5s", f.RetryInterval)
@@ -124,6 +125,7 @@ func TestFallbackDefaults(t *testing.T) {
 }
 
 func TestFallbackSwitchAndRecover(t *testing.T) {
+	t.Parallel()
 	x := newFallbackFixture()
 	f, ctx := x.f, t.Context()
 	f.RetryInterval = time.Second
@@ -196,6 +198,7 @@ func TestFallbackSwitchAndRecover(t *testing.T) {
 }
 
 func TestFallbackOpsUseSecondary(t *testing.T) {
+	t.Parallel()
 	ops := []struct {
 		name string
 		call func(ctx context.Context, f *Fallback) error
@@ -224,6 +227,7 @@ func TestFallbackOpsUseSecondary(t *testing.T) {
 // works, the secondary when it fails (on the failing call itself and while
 // degraded).
 func TestFallbackBlockRouting(t *testing.T) {
+	t.Parallel()
 	x := newFallbackFixture()
 	f, ctx := x.f, t.Context()
 	blocked := func(l Limiter, key string) time.Duration {
@@ -272,6 +276,7 @@ func TestFallbackBlockRouting(t *testing.T) {
 // TestFallbackConformance runs the shared suite through a Fallback, both
 // with a working primary and with one that fails every call.
 func TestFallbackConformance(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		primaryDown bool
@@ -298,6 +303,7 @@ func TestFallbackConformance(t *testing.T) {
 }
 
 func TestFallbackOneWarnPerBurst(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		concurrent bool
@@ -343,6 +349,7 @@ func TestFallbackOneWarnPerBurst(t *testing.T) {
 
 // A caller giving up is not a primary outage.
 func TestFallbackCanceledContextDoesNotDegrade(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock()
 	primary := limiterFunc(func(ctx context.Context) error { return ctx.Err() })
 	logs := &captureHandler{}
@@ -376,6 +383,7 @@ func (fn limiterFunc) Blocked(ctx context.Context, _ string) (time.Duration, err
 // A call that was in flight when the primary failed and succeeds late must
 // not end degradation early; only a probe after RetryInterval may.
 func TestFallbackLateSuccessDoesNotRecover(t *testing.T) {
+	t.Parallel()
 	clk := newFakeClock()
 	release := make(chan struct{})
 	started := make(chan struct{})

@@ -48,6 +48,7 @@ func memoryBlocks(m *Memory) int {
 }
 
 func TestMemoryConformance(t *testing.T) {
+	t.Parallel()
 	runConformance(t, func(t *testing.T) fixture {
 		f, _, _ := newMemoryFixture(t)
 		return f
@@ -55,6 +56,7 @@ func TestMemoryConformance(t *testing.T) {
 }
 
 func TestMemoryNilNowUsesTimeNow(t *testing.T) {
+	t.Parallel()
 	m := NewMemory(nil)
 	res, err := m.Hit(t.Context(), "k", Rate{Limit: 1, Window: time.Minute})
 	if err != nil || res.Count != 1 || !res.Allowed {
@@ -63,6 +65,7 @@ func TestMemoryNilNowUsesTimeNow(t *testing.T) {
 }
 
 func TestMemoryRetryAfterExact(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		elapsed time.Duration
@@ -89,6 +92,7 @@ func TestMemoryRetryAfterExact(t *testing.T) {
 // The window is fixed: it starts at the first hit and later hits do not
 // extend it.
 func TestMemoryFixedWindow(t *testing.T) {
+	t.Parallel()
 	_, m, clk := newMemoryFixture(t)
 	r := Rate{Limit: 5, Window: time.Minute}
 	mustHit(t, m, "k", r)
@@ -100,6 +104,7 @@ func TestMemoryFixedWindow(t *testing.T) {
 
 // Undo in an expired window must not resurrect or decrement anything.
 func TestMemoryUndoExpired(t *testing.T) {
+	t.Parallel()
 	_, m, clk := newMemoryFixture(t)
 	r := Rate{Limit: 5, Window: time.Minute}
 	mustHit(t, m, "k", r)
@@ -113,6 +118,7 @@ func TestMemoryUndoExpired(t *testing.T) {
 }
 
 func TestMemoryStoresDigestOnly(t *testing.T) {
+	t.Parallel()
 	_, m, _ := newMemoryFixture(t)
 	const key = "alice@example.com|10.0.0.1"
 	mustHit(t, m, key, Rate{Limit: 5, Window: time.Minute})
@@ -139,6 +145,7 @@ func TestMemoryStoresDigestOnly(t *testing.T) {
 }
 
 func TestMemoryBlockedExact(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		elapsed time.Duration
@@ -162,6 +169,7 @@ func TestMemoryBlockedExact(t *testing.T) {
 }
 
 func TestMemorySweep(t *testing.T) {
+	t.Parallel()
 	window := Rate{Limit: 5, Window: time.Minute}
 
 	t.Run("expired keys are dropped by later hits", func(t *testing.T) {
@@ -240,6 +248,7 @@ func TestMemorySweep(t *testing.T) {
 }
 
 func TestMemoryMaxKeysDefault(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, -1} {
 		m := NewMemory(nil)
 		m.MaxKeys = n
@@ -252,6 +261,7 @@ func TestMemoryMaxKeysDefault(t *testing.T) {
 // A full Memory refuses new keys (fail closed) while keys that already have
 // a counter keep counting, and accepts new keys again once windows end.
 func TestMemoryMaxKeys(t *testing.T) {
+	t.Parallel()
 	r := Rate{Limit: 3, Window: time.Minute}
 	refused := Result{Count: r.Limit + 1, Allowed: false, RetryAfter: r.Window}
 	_, m, clk := newMemoryFixture(t)
@@ -300,6 +310,7 @@ func TestMemoryMaxKeys(t *testing.T) {
 
 // Blocks are few and must always be settable, so MaxKeys does not apply.
 func TestMemoryBlocksNotCapped(t *testing.T) {
+	t.Parallel()
 	r := Rate{Limit: 3, Window: time.Minute}
 	_, m, _ := newMemoryFixture(t)
 	m.MaxKeys = 10
@@ -322,6 +333,7 @@ func TestMemoryBlocksNotCapped(t *testing.T) {
 // While full, a Hit on a new key sweeps at most once per
 // forcedSweepInterval, so a flood of new keys cannot make every Hit O(n).
 func TestMemoryMaxKeysForcedSweepThrottled(t *testing.T) {
+	t.Parallel()
 	r := Rate{Limit: 3, Window: time.Minute}
 	_, m, clk := newMemoryFixture(t)
 	m.MaxKeys = 100
@@ -355,6 +367,7 @@ func TestMemoryMaxKeysForcedSweepThrottled(t *testing.T) {
 
 // Regression: a flood of distinct keys used to grow the map without limit.
 func TestMemoryFloodBounded(t *testing.T) {
+	t.Parallel()
 	const maxKeys = 1000
 	r := Rate{Limit: 5, Window: time.Second}
 	tests := []struct {

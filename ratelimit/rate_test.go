@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseRate(t *testing.T) {
+	t.Parallel()
 	valid := []struct {
 		in   string
 		want Rate
@@ -59,6 +60,7 @@ func TestParseRate(t *testing.T) {
 }
 
 func TestRateEnabled(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		r    Rate
 		want bool

@@ -75,6 +75,7 @@ func newRedisFixture(t *testing.T) (fixture, *Redis, *redis.Client, string) {
 }
 
 func TestRedisConformance(t *testing.T) {
+	t.Parallel()
 	testRedis(t) // skip or fail once here rather than in every subtest
 	runConformance(t, func(t *testing.T) fixture {
 		f, _, _, _ := newRedisFixture(t)
@@ -83,6 +84,7 @@ func TestRedisConformance(t *testing.T) {
 }
 
 func TestRedisKeyFormat(t *testing.T) {
+	t.Parallel()
 	_, l, client, prefix := newRedisFixture(t)
 	const key = "alice@example.com|10.0.0.1"
 	r := Rate{Limit: 5, Window: time.Minute}
@@ -126,6 +128,7 @@ func TestRedisKeyFormat(t *testing.T) {
 // PX takes whole milliseconds and rejects 0, so sub-millisecond blocks must
 // be rounded up rather than turned into an error.
 func TestRedisBlockSubMillisecond(t *testing.T) {
+	t.Parallel()
 	_, l, _, _ := newRedisFixture(t)
 	for _, d := range []time.Duration{time.Nanosecond, 999 * time.Microsecond, 1500 * time.Microsecond} {
 		if err := l.Block(t.Context(), "k", d); err != nil {
@@ -137,6 +140,7 @@ func TestRedisBlockSubMillisecond(t *testing.T) {
 // A block key that lost its expiry (e.g. PERSIST) must not block forever:
 // Blocked reports it as not blocked and the next Block gives it a TTL.
 func TestRedisBlockRepairsMissingExpiry(t *testing.T) {
+	t.Parallel()
 	_, l, client, prefix := newRedisFixture(t)
 	ctx := t.Context()
 	mustBlock(t, l, "k", time.Minute)
@@ -155,6 +159,7 @@ func TestRedisBlockRepairsMissingExpiry(t *testing.T) {
 // A counter that lost its expiry (e.g. PERSIST by an operator) must not
 // lock its key out forever: the next Hit puts the expiry back.
 func TestRedisRepairsMissingExpiry(t *testing.T) {
+	t.Parallel()
 	_, l, client, prefix := newRedisFixture(t)
 	r := Rate{Limit: 5, Window: time.Minute}
 	mustHit(t, l, "k", r)
@@ -171,6 +176,7 @@ func TestRedisRepairsMissingExpiry(t *testing.T) {
 }
 
 func TestRedisErrorsAreReturned(t *testing.T) {
+	t.Parallel()
 	// Nothing listens on port 1; every call must fail fast with an error
 	// (which Fallback relies on), not panic or report success.
 	client := redis.NewClient(&redis.Options{

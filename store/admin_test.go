@@ -87,6 +87,7 @@ func count(t *testing.T, db *store.DB, model any, where string, args ...any) int
 }
 
 func TestPurge(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		ctx := context.Background()
@@ -159,6 +160,7 @@ func TestPurge(t *testing.T) {
 }
 
 func TestPurgeBatches(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		now := time.Now().UTC().Truncate(time.Microsecond)
@@ -186,6 +188,7 @@ func TestPurgeBatches(t *testing.T) {
 // Two replicas purging the same database at once both succeed, and between them delete every row
 // once.
 func TestPurgeConcurrent(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		a, b := mustOpen(t, dsn), mustOpen(t, dsn)
 		now := time.Now().UTC().Truncate(time.Microsecond)
@@ -221,6 +224,7 @@ func TestPurgeConcurrent(t *testing.T) {
 // Deleting a session deletes its refresh tokens (ON DELETE CASCADE) on both engines. Purge deletes
 // them explicitly anyway, to count them; this checks that nothing else relies on it in vain.
 func TestCascadeOnSessionDelete(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		f := &purgeFixture{t: t, db: db, now: time.Now().UTC()}
@@ -237,6 +241,7 @@ func TestCascadeOnSessionDelete(t *testing.T) {
 }
 
 func TestCreateUserOnlyAndSetRole(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		ctx := context.Background()

@@ -40,6 +40,7 @@ func seed(t *testing.T, db *store.DB, id string, now time.Time) fixture {
 }
 
 func TestCreateUserIsAtomic(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		ctx := context.Background()
@@ -69,6 +70,7 @@ func TestCreateUserIsAtomic(t *testing.T) {
 // Rotation is all or nothing: when storing the new token fails, the old token is not retired and
 // the session is not extended, so the client can retry with the same token.
 func TestRotateIsAtomic(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		ctx := context.Background()
@@ -129,6 +131,7 @@ func TestRotateIsAtomic(t *testing.T) {
 // Deleting a user removes its sessions and tokens (foreign keys with ON DELETE CASCADE, which on
 // SQLite needs the foreign_keys pragma).
 func TestCascadeOnUserDelete(t *testing.T) {
+	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn)
 		f := seed(t, db, "alice", time.Now().UTC())
@@ -148,6 +151,7 @@ func TestCascadeOnUserDelete(t *testing.T) {
 // With the connection to Postgres cut, store calls fail fast with auth.ErrUnavailable (reads, the
 // one-statement rotation, and transactions alike), and work again once it is back, with no reopen.
 func TestPostgresOutageIsUnavailable(t *testing.T) {
+	t.Parallel()
 	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
 	db := mustOpen(t, dsn)
 	ctx := context.Background()

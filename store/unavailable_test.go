@@ -16,6 +16,7 @@ import (
 )
 
 func TestMarkUnavailable(t *testing.T) {
+	t.Parallel()
 	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	for _, tc := range []struct {
 		err  error

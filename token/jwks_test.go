@@ -11,6 +11,7 @@ import (
 )
 
 func TestJWKS(t *testing.T) {
+	t.Parallel()
 	now := t0
 	ed, key := newEd(t, &now, 0)
 	hs, secret := newHS(t, &now, 0)
@@ -78,6 +79,7 @@ func TestJWKS(t *testing.T) {
 
 // Known answer from RFC 8037 Appendix A.3.
 func TestEd25519ThumbprintRFC8037(t *testing.T) {
+	t.Parallel()
 	d, _ := base64.RawURLEncoding.DecodeString("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
 	key := ed25519.NewKeyFromSeed(d)
 	if x := base64.RawURLEncoding.EncodeToString(key.Public().(ed25519.PublicKey)); x != "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestGenerateKeyFile(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "nested", "keys")
 	at := time.Date(2031, 5, 6, 7, 8, 9, 250e6, time.FixedZone("CEST", 2*3600))
 	path, kid, err := GenerateKeyFile(dir, at)
@@ -48,6 +49,7 @@ func TestGenerateKeyFile(t *testing.T) {
 }
 
 func TestLoadKeyDir(t *testing.T) {
+	t.Parallel()
 	t.Run("sorted, foreign files ignored, symlinks followed", func(t *testing.T) {
 		dir := t.TempDir()
 		late, kidLate, _ := GenerateKeyFile(dir, t0.Add(time.Hour))
@@ -161,6 +163,7 @@ func TestLoadKeyDir(t *testing.T) {
 }
 
 func TestPruneKeyDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, _, _ := GenerateKeyFile(dir, t0.Add(-3*time.Hour))
 	b, _, _ := GenerateKeyFile(dir, t0.Add(-2*time.Hour))
@@ -181,6 +184,7 @@ func TestPruneKeyDir(t *testing.T) {
 }
 
 func TestReloadKeyDirKeepsSetOnError(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	clock := newFakeClock(t0)
 	_, kidA, _ := GenerateKeyFile(dir, t0.Add(-time.Hour))

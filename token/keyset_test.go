@@ -81,6 +81,7 @@ func fileNames(t *testing.T, dir string) []string {
 // verifies while pending; B takes over by itself at its activation time while A's tokens stay valid;
 // A is retired (and pruned) only once none of its tokens can still be valid.
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "keys")
 	clock := newFakeClock(t0)
 	pathA, kidA, err := GenerateKeyFile(dir, t0.Add(-time.Hour))
@@ -214,6 +215,7 @@ func keys2map(t *testing.T, dir string) map[string]any {
 }
 
 func TestKeySetSigner(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock(t0)
 	a := Key{ActivateAt: t0.Add(time.Hour), Private: testEdKey(1)}
 	b := Key{ActivateAt: t0.Add(2 * time.Hour), Private: testEdKey(2)}
@@ -252,6 +254,7 @@ func TestKeySetSigner(t *testing.T) {
 }
 
 func TestSetKeysValidation(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock(t0)
 	a := Key{Private: testEdKey(1)}
 	iss, err := NewEdDSAKeySetIssuer([]Key{a}, clockOptions(clock))
@@ -295,6 +298,7 @@ func TestSetKeysValidation(t *testing.T) {
 
 // TestSetKeysConcurrent swaps key sets while Issue, Verify and JWKS run and the clock moves (go test -race).
 func TestSetKeysConcurrent(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock(t0)
 	a := Key{ActivateAt: t0.Add(-time.Hour), Private: testEdKey(1)}
 	pending := Key{ActivateAt: t0.Add(time.Hour), Private: testEdKey(2)}

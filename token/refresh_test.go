@@ -8,6 +8,7 @@ import (
 )
 
 func TestNewRefreshToken(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for range 100 {
 		raw, hash, err := NewRefreshToken()
@@ -30,6 +31,7 @@ func TestNewRefreshToken(t *testing.T) {
 }
 
 func TestHashRefreshToken(t *testing.T) {
+	t.Parallel()
 	valid, _, err := NewRefreshToken()
 	if err != nil {
 		t.Fatal(err)

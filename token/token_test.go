@@ -117,6 +117,7 @@ func wantErr(t *testing.T, err, want error) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	now := t0
 	ed, _ := newEd(t, &now, 0)
 	hs, _ := newHS(t, &now, 0)
@@ -169,6 +170,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestIssueRejectsEmpty(t *testing.T) {
+	t.Parallel()
 	now := t0
 	i, _ := newEd(t, &now, 0)
 	for _, args := range [][3]string{{"", "s", "r"}, {"u", "", "r"}, {"u", "s", ""}} {
@@ -179,6 +181,7 @@ func TestIssueRejectsEmpty(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	const leeway = 30 * time.Second
 	exp := t0.Add(testTTL)
 	for _, tc := range []struct {
@@ -214,6 +217,7 @@ func TestExpiry(t *testing.T) {
 // TestVerifyRejects feeds hand-made tokens to an EdDSA and an HS256 issuer. The "control" cases show
 // the token factory itself yields acceptable tokens, so each rejection is caused by its one change.
 func TestVerifyRejects(t *testing.T) {
+	t.Parallel()
 	now := t0
 	ed, edKey := newEd(t, &now, 5*time.Second)
 	hs, secret := newHS(t, &now, 5*time.Second)
@@ -321,6 +325,7 @@ func TestVerifyRejects(t *testing.T) {
 }
 
 func TestVerifyTampered(t *testing.T) {
+	t.Parallel()
 	now := t0
 	i, _ := newEd(t, &now, 0)
 	raw, _, err := i.Issue("user-1", "sess-1", "USER")
@@ -375,6 +380,7 @@ func TestVerifyTampered(t *testing.T) {
 }
 
 func TestVerifyLength(t *testing.T) {
+	t.Parallel()
 	now := t0
 	i, key := newEd(t, &now, 0)
 	withPad := func(n int) string {
@@ -403,6 +409,7 @@ func TestVerifyLength(t *testing.T) {
 }
 
 func TestVerifyGarbage(t *testing.T) {
+	t.Parallel()
 	now := t0
 	i, _ := newEd(t, &now, 0)
 	refresh, _, err := NewRefreshToken()
@@ -422,6 +429,7 @@ func TestVerifyGarbage(t *testing.T) {
 }
 
 func TestNewIssuerValidation(t *testing.T) {
+	t.Parallel()
 	now := t0
 	good := testOptions(&now, 0)
 	withOpts := func(f func(*Options)) Options { o := good; f(&o); return o }
@@ -469,6 +477,7 @@ func TestNewIssuerValidation(t *testing.T) {
 
 // The issuer must not alias the caller's secret, or a caller wiping its buffer would break signing.
 func TestHS256SecretCopied(t *testing.T) {
+	t.Parallel()
 	now := t0
 	secret := testSecret(5)
 	i, err := NewHS256Issuer(secret, testOptions(&now, 0))
@@ -486,6 +495,7 @@ func TestHS256SecretCopied(t *testing.T) {
 }
 
 func TestRealClock(t *testing.T) {
+	t.Parallel()
 	i, err := NewEdDSAIssuer(testEdKey(1), Options{Issuer: testIss, Audience: testAud, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -500,6 +510,7 @@ func TestRealClock(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	now := t0
 	for _, mk := range []func(testing.TB, *time.Time, time.Duration) *Issuer{
 		func(t testing.TB, n *time.Time, l time.Duration) *Issuer { i, _ := newEd(t, n, l); return i },

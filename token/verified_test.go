@@ -13,6 +13,7 @@ import (
 
 // A cached verification is never more permissive than a fresh one.
 func TestVerifiedCacheRechecks(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
 	_, a, _ := ed25519.GenerateKey(rand.Reader)
 	iss, err := NewEdDSAKeySetIssuer([]Key{{Private: a}}, clockOptions(clock))
