@@ -199,7 +199,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		background.Wait()
 	}()
 	// Start polls revocations once before it returns, so the first request already has the cache.
-	a.Auth.Start(bg)
+	background.Go(a.Auth.Start(bg)) // waits for the poller and the fan-out listener to stop
 	if dir := a.cfg.JWTKeysDir; dir != "" {
 		background.Go(func() { a.Tokens.WatchKeyDir(bg, dir, a.cfg.KeyReloadInterval, a.log) })
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -111,19 +112,25 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	}, nil
 }
 
-// Start loads recent revocations and keeps polling for new ones until ctx ends. Until the first
-// successful poll, authentication checks each session in the database.
-func (s *Service) Start(ctx context.Context) {
+// Start loads recent revocations and keeps polling for new ones (and, with a Broadcaster, listening
+// for them) until ctx ends. Until the first successful poll, authentication checks each session in
+// the database. The returned wait blocks until that background work has stopped (after ctx ends), so
+// the caller that started it can also see it finish.
+func (s *Service) Start(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
 	if b := s.opts.Broadcaster; b != nil {
-		go b.Subscribe(ctx, func(ids []string) {
-			s.revs.record(ids, s.now())
-			s.broadcastsReceived.Add(int64(len(ids)))
+		wg.Go(func() {
+			b.Subscribe(ctx, func(ids []string) {
+				s.revs.record(ids, s.now())
+				s.broadcastsReceived.Add(int64(len(ids)))
+			})
 		})
 	}
 	if err := s.revs.sync(ctx); err != nil {
 		s.log.Warn("initial revocation sync failed", "err", err)
 	}
-	go s.revs.run(ctx, s.log)
+	wg.Go(func() { s.revs.run(ctx, s.log) })
+	return wg.Wait
 }
 
 // BroadcastRevocations reports how many revoked session ids this instance has received through the
