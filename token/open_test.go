@@ -7,23 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"gqlauth/internal/testlog"
 )
 
-// lockedBuffer is a log sink shared by WatchKeyDir's goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func TestOpenIssuer(t *testing.T) {
 	opts := Options{Issuer: testIss, Audience: testAud, TTL: testTTL}
@@ -114,7 +103,7 @@ func TestWatchKeyDir(t *testing.T) {
 	if err != nil || iss.KeyID() != kidA {
 		t.Fatalf("OpenIssuer: %v", err)
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -1,35 +1,23 @@
 package degrade
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"gqlauth/internal/testlog"
 )
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// lines returns the log lines written to buf so far.
+func lines(buf *testlog.Buffer) []string {
+	return strings.Split(strings.TrimSpace(buf.String()), "\n")
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Split(strings.TrimSpace(b.b.String()), "\n")
-}
-
-func newTestTracker() (*Tracker, *syncBuffer) {
-	var buf syncBuffer
+func newTestTracker() (*Tracker, *testlog.Buffer) {
+	var buf testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
 			return slog.Attr{}
@@ -78,8 +66,8 @@ func TestTrackerReportsChangesOnly(t *testing.T) {
 		`level=INFO msg="dependency back"`,
 		`level=WARN msg="dependency down" err=boom`,
 	}
-	if lines := buf.lines(); !slices.Equal(lines, want) {
-		t.Fatalf("log:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	if got := lines(buf); !slices.Equal(got, want) {
+		t.Fatalf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -95,8 +83,8 @@ func TestTrackerOneReportPerBurst(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if reports != 1 || len(buf.lines()) != 1 {
-		t.Fatalf("%d reports and %d log lines for 100 concurrent failures, want 1 and 1", reports, len(buf.lines()))
+	if reports != 1 || len(lines(buf)) != 1 {
+		t.Fatalf("%d reports and %d log lines for 100 concurrent failures, want 1 and 1", reports, len(lines(buf)))
 	}
 }
 
