@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -190,5 +191,17 @@ func assertOnlyFile(t *testing.T, dir, name string) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("dir holds %v, want only %s", names, name)
+	}
+}
+
+// A key file larger than any PEM key is refused before it is parsed.
+func TestLoadEd25519KeyRefusesLargeFiles(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(path, make([]byte, maxKeyFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadEd25519Key(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("LoadEd25519Key: %v, want a size error", err)
 	}
 }

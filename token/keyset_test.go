@@ -2,6 +2,7 @@ package token
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"os"
@@ -347,4 +348,29 @@ func TestSetKeysConcurrent(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	swapper.Wait()
+}
+
+// A set is the same as a key list only with the same kids and activation times; one unusable key is
+// refused with an error that needs no index.
+func TestKeySetSameAsAndBadSingleKey(t *testing.T) {
+	t.Parallel()
+	_, a, _ := ed25519.GenerateKey(rand.Reader)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	set, err := newEdDSAKeySet([]Key{{Private: a, ActivateAt: at}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := set.keys[0].kid
+	if !set.sameAs([]Key{{Kid: kid, ActivateAt: at}}) {
+		t.Error("the same key list is not sameAs")
+	}
+	if set.sameAs([]Key{{Kid: kid, ActivateAt: at.Add(time.Second)}}) {
+		t.Error("another activation time is sameAs")
+	}
+	if set.sameAs(nil) {
+		t.Error("an empty list is sameAs")
+	}
+	if _, err := newEdDSAKeySet([]Key{{Private: ed25519.PrivateKey("short")}}); err == nil || strings.Contains(err.Error(), "key 0") {
+		t.Errorf("one bad key: %v, want an error without an index", err)
+	}
 }

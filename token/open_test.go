@@ -13,7 +13,6 @@ import (
 	"gqlauth/internal/testlog"
 )
 
-
 func TestOpenIssuer(t *testing.T) {
 	opts := Options{Issuer: testIss, Audience: testAud, TTL: testTTL}
 	open := func(t *testing.T, src Source) (*Issuer, string, error) {
@@ -143,4 +142,26 @@ func TestWatchKeyDir(t *testing.T) {
 	}
 	waitFor("the new key to sign", func() bool { return iss.KeyID() == kidB })
 	waitFor("the reload to be logged", func() bool { return strings.Contains(logs.String(), "signing keys reloaded") })
+}
+
+// Key sources that cannot be used fail with an error naming them; a nil logger is slog.Default().
+func TestOpenIssuerUnusableSources(t *testing.T) {
+	t.Parallel()
+	opts := Options{Issuer: testIss, Audience: testAud, TTL: testTTL}
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		src  Source
+		want string
+	}{
+		{"key file under a file", Source{KeyFile: filepath.Join(file, "jwt.pem")}, "signing key " + filepath.Join(file, "jwt.pem")},
+		{"key directory under a file, development", Source{KeysDir: filepath.Join(file, "keys")}, "JWT_KEYS_DIR"},
+	} {
+		if _, err := OpenIssuer(tc.src, opts, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
 }
