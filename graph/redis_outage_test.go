@@ -24,6 +24,7 @@ import (
 // crashed); "hung" keeps connections open and lets nothing through (Redis stuck, or packets dropped),
 // which only timeouts and the fan-out's PING can notice.
 func TestRedisOutage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		down, up func(*tcpproxy.Proxy) error

@@ -12,6 +12,7 @@ import (
 // Two instances on one Postgres and one Redis, as replicas run: a session revoked on one is refused
 // by the other as soon as the Redis broadcast arrives, without waiting for the database poll.
 func TestReplicasShareRevocationsThroughRedis(t *testing.T) {
+	t.Parallel()
 	url := testdb.Redis(t)
 	dsn := testdb.Postgres(t)
 	dir := t.TempDir() // one signing key for both, as replicas share one

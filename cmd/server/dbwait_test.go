@@ -16,6 +16,7 @@ import (
 // meanwhile, and starts as soon as it answers; with a short timeout it gives up with a clear error,
 // and a shutdown during the wait ends it.
 func TestWaitsForTheDatabaseAtStart(t *testing.T) {
+	t.Parallel()
 	dsn, proxy := testdb.Proxied(t, testdb.Postgres(t))
 	proxy.Cut()
 	addr := freeAddr(t)

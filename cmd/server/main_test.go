@@ -9,6 +9,7 @@ import (
 
 // In production the server refuses to start on unsafe settings, naming them.
 func TestRunRefusesUnsafeProductionSettings(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, key, value, want string }{
 		{"generated key", "", "", "signing key would be generated"},
 		{"short secret", "JWT_SECRET", "too-short", "JWT_SECRET must be at least 32 bytes"},

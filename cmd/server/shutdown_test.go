@@ -27,6 +27,7 @@ const (
 // A shutdown (what SIGTERM does to main's context) in the middle of requests: every in-flight
 // request completes, new connections are refused, and run returns cleanly.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil)
 	post := func(q string) (string, error) {
 		res, err := http.Post(s.base+"/graphql", "application/json", strings.NewReader(q))
@@ -171,6 +172,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 // 25ms and stops routing once it answers 503, and SHUTDOWN_DRAIN_DELAY (2s) gives it time to notice.
 // There, nothing at all may fail: no reset, no refusal, every request answered.
 func TestShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
 	t.Run("clients ignore readiness", func(t *testing.T) { shutdownUnderLoad(t, false) })
 	t.Run("behind a balancer", func(t *testing.T) { shutdownUnderLoad(t, true) })
 }

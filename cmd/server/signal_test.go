@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 // (readiness fails at once, the API answers through SHUTDOWN_DRAIN_DELAY) and the process exits 0;
 // SIGINT (Ctrl-C) does the same; a second signal during the shutdown kills the process.
 func TestSignals(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		sig        syscall.Signal
