@@ -252,6 +252,7 @@ ui.forgotForm.addEventListener('submit', (event) => {
 ui.resetForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const newPassword = ui.resetPassword.value;
+  clearError();
   ui.resetFieldError.hidden = true;
   if (newPassword !== ui.resetConfirm.value) {
     showFieldError('The two passwords do not match.');
