@@ -616,6 +616,7 @@ test('SPA: e-mail verification and password reset, with the mail read back from 
       assert.equal(await verified(), 'true');
       assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, '/', 'the spent link stayed in the address bar');
       assert.ok(await refreshCookie(), 'resetPassword set no refresh_token cookie');
+      assert.equal(await text('status'), 'Your password was changed; every other session was signed out.');
       await page.reload();
       await idle();
       await noError();
