@@ -3,6 +3,7 @@ package mail
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"gqlauth/auth"
+	"gqlauth/internal/testlog"
 	"gqlauth/models"
 )
 
@@ -20,6 +22,7 @@ func fast(res *results) SenderOptions {
 		Backoff:      func(int) time.Duration { return 30 * time.Millisecond },
 		MaxAttempts:  50,
 		StopGrace:    200 * time.Millisecond,
+		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if res != nil {
 		o.OnResult = res.add
@@ -34,7 +37,10 @@ func verifyData() map[string]string {
 func TestSenderSendsAndEmptiesData(t *testing.T) {
 	st, tr, res := newFakeStore(), &recorder{}, &results{}
 	id := st.add(auth.KindVerifyEmail, "a@example.com", verifyData())
-	start(t, NewSender(st, tr, MustLoadTemplates(), fast(res)))
+	var logs testlog.Buffer
+	o := fast(res)
+	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	start(t, NewSender(st, tr, MustLoadTemplates(), o))
 	eventually(t, 3*time.Second, "the mail is sent", func() bool { return st.get(id).status == models.MailSent })
 	r := st.get(id)
 	if r.mail.Data != nil || r.sentAt.IsZero() {
@@ -46,6 +52,9 @@ func TestSenderSendsAndEmptiesData(t *testing.T) {
 		t.Fatalf("sent %+v", msgs)
 	}
 	wantResults(t, res, "verify_email:sent")
+	if out := logs.String(); !strings.Contains(out, "mail sent") || strings.Contains(out, "tok123") || strings.Contains(out, "a@example.com") {
+		t.Fatalf("the log must say the mail went, without its link or recipient:\n%s", out)
+	}
 }
 
 func TestSenderResetRequestDropped(t *testing.T) {
@@ -291,6 +300,8 @@ func TestSenderClaimFailureNoBusyLoop(t *testing.T) {
 	st.failClaim = errors.New("database is down")
 	o := fast(nil)
 	o.PollInterval = 50 * time.Millisecond
+	var logs testlog.Buffer
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	start(t, NewSender(st, &recorder{}, MustLoadTemplates(), o))
 	time.Sleep(500 * time.Millisecond)
 	if n := st.claimCount(); n > 15 {
@@ -301,6 +312,10 @@ func TestSenderClaimFailureNoBusyLoop(t *testing.T) {
 	st.mu.Unlock()
 	id := st.add(auth.KindVerifyEmail, "a@example.com", verifyData())
 	eventually(t, 3*time.Second, "sent once the database is back", func() bool { return st.get(id).status == models.MailSent })
+	out := logs.String()
+	if strings.Count(out, "cannot claim messages") != 1 || strings.Count(out, "claiming messages again") != 1 {
+		t.Fatalf("an outage should log once when it starts and once when it ends:\n%s", out)
+	}
 }
 
 func TestErrText(t *testing.T) {
