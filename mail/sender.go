@@ -221,6 +221,9 @@ func (s *Sender) deliver(ctx context.Context, m auth.Mail) bool {
 		if err == nil {
 			break
 		}
+		if errors.Is(err, auth.ErrNotFound) { // gone (deleted meanwhile): nothing to record
+			break
+		}
 		if sctx.Err() != nil {
 			log.ErrorContext(ctx, "mail outbox: sent, but cannot record it: it may be sent again", "err", err)
 			return true
