@@ -189,10 +189,14 @@ func humanDuration(d time.Duration) string {
 
 // emailToken returns the live token raw stands for, if its purpose is one of purposes; anything else
 // (malformed, unknown, used or superseded, expired, another purpose) is ErrInvalidEmailToken.
-func (s *Service) emailToken(ctx context.Context, ms MailStore, raw string, purposes ...models.EmailPurpose) (*models.EmailToken, error) {
+func (s *Service) emailToken(ctx context.Context, raw string, purposes ...models.EmailPurpose) (*models.EmailToken, error) {
 	hash, ok := token.HashRefreshToken(raw)
 	if !ok {
 		return nil, ErrInvalidEmailToken
+	}
+	ms, err := s.mailStore()
+	if err != nil {
+		return nil, err
 	}
 	// Looked up by its SHA-256 through a unique index, like a refresh token: the lookup compares
 	// hashes, so its timing tells nothing useful about the token.
@@ -223,11 +227,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 	if err := ValidatePassword("newPassword", newPassword); err != nil {
 		return nil, err
 	}
-	ms, err := s.mailStore()
-	if err != nil {
-		return nil, err
-	}
-	t, err := s.emailToken(ctx, ms, raw, models.PurposePasswordReset)
+	t, err := s.emailToken(ctx, raw, models.PurposePasswordReset)
 	if err != nil {
 		return nil, fmt.Errorf("resetPassword: %w", err)
 	}
@@ -247,7 +247,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 	if err != nil {
 		return nil, err
 	}
-	ids, at, err := ms.ResetPassword(ctx, PasswordReset{
+	ids, at, err := s.opts.MailStore.ResetPassword(ctx, PasswordReset{
 		TokenID: t.ID, UserID: u.ID, NewHash: hash, At: now, Session: sess, Token: rt,
 		Notice: Mail{Kind: KindPasswordChanged, To: u.Email},
 	})
@@ -315,11 +315,7 @@ func (s *Service) sendVerification(ctx context.Context, u *models.User) error {
 // returns the updated user, ErrInvalidEmailToken for a token that is not a live verification or
 // change-email token, and ErrEmailTaken when another account took the new address meanwhile.
 func (s *Service) VerifyEmail(ctx context.Context, raw string) (*models.User, error) {
-	ms, err := s.mailStore()
-	if err != nil {
-		return nil, err
-	}
-	t, err := s.emailToken(ctx, ms, raw, models.PurposeVerifyEmail, models.PurposeChangeEmail)
+	t, err := s.emailToken(ctx, raw, models.PurposeVerifyEmail, models.PurposeChangeEmail)
 	if err != nil {
 		return nil, fmt.Errorf("verifyEmail: %w", err)
 	}
@@ -345,7 +341,7 @@ func (s *Service) VerifyEmail(ctx context.Context, raw string) (*models.User, er
 		notice = &Mail{Kind: KindEmailChanged, To: u.Email, Data: map[string]string{"new_email": *t.NewEmail}}
 		kind = EventChangeEmail
 	}
-	updated, err := ms.VerifyEmail(ctx, t, s.now(), notice)
+	updated, err := s.opts.MailStore.VerifyEmail(ctx, t, s.now(), notice)
 	s.users.drop(u.ID)
 	if errors.Is(err, ErrConflict) {
 		return nil, ErrInvalidEmailToken
