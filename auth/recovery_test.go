@@ -783,7 +783,7 @@ func (f *fakeMail) ResetPassword(ctx context.Context, r auth.PasswordReset) ([]s
 	if err != nil {
 		return nil, time.Time{}, auth.ErrConflict
 	}
-	if err := f.Store.SetPasswordHash(ctx, u.ID, u.PasswordHash, r.NewHash, r.At); err != nil {
+	if err := f.SetPasswordHash(ctx, u.ID, u.PasswordHash, r.NewHash, r.At); err != nil {
 		return nil, time.Time{}, err
 	}
 	at := r.At
@@ -792,11 +792,11 @@ func (f *fakeMail) ResetPassword(ctx context.Context, r auth.PasswordReset) ([]s
 		f.verified[u.ID] = at
 	}
 	clock := func() time.Time { return at }
-	ids, revokedAt, err := f.Store.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, clock)
+	ids, revokedAt, err := f.RevokeSessions(ctx, auth.SessionFilter{UserID: u.ID}, clock)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if _, _, err := f.Store.CreateSession(ctx, r.Session, r.Token, auth.SessionCheck{CredentialsVersion: u.CredentialsVersion, Now: clock}); err != nil {
+	if _, _, err := f.CreateSession(ctx, r.Session, r.Token, auth.SessionCheck{CredentialsVersion: u.CredentialsVersion, Now: clock}); err != nil {
 		return nil, time.Time{}, err
 	}
 	f.enqueueLocked(r.Notice, at)
