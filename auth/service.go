@@ -1,6 +1,7 @@
 // Package auth holds the authentication rules: registration and login with argon2id passwords,
 // sessions with rotating refresh tokens and reuse detection, access-token authentication and
-// revocation. It knows nothing of GraphQL or HTTP routing; persistence is behind the Store interface.
+// revocation, account recovery and e-mail verification (recovery.go). It knows nothing of GraphQL,
+// HTTP routing or SMTP; persistence is behind the Store and MailStore interfaces.
 package auth
 
 import (
