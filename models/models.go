@@ -130,7 +130,7 @@ type EmailToken struct {
 	TokenHash []byte       `gorm:"size:32;not null;uniqueIndex"`
 	NewEmail  *string      `gorm:"size:254"`
 	CreatedAt time.Time    `gorm:"not null"`
-	ExpiresAt time.Time    `gorm:"not null"`
+	ExpiresAt time.Time    `gorm:"not null;index"` // the janitor deletes expired tokens
 	UsedAt    *time.Time
 }
 
