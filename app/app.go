@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		OnEvent:                a.Metrics.AuthEvent,
 		Broadcaster:            broadcaster,
 
-		MailStore:                mailStoreOf(a.Store),
+		MailStore:                a.Store,
 		PasswordResetURL:         cfg.PasswordResetURL,
 		EmailVerificationURL:     cfg.EmailVerificationURL,
 		PasswordResetTTL:         cfg.PasswordResetTTL,
@@ -188,16 +188,6 @@ func (a *App) kickMail() {
 	case a.mailWake <- struct{}{}:
 	default: // a wake-up is already pending
 	}
-}
-
-// mailStoreOf returns db as the auth service's MailStore, or nil while store.DB does not implement
-// auth.MailStore (the recovery mutations then fail with an internal error).
-// TODO(issue 13): once store.DB implements auth.MailStore, pass a.Store directly.
-func mailStoreOf(db *store.DB) auth.MailStore {
-	if ms, ok := any(db).(auth.MailStore); ok {
-		return ms
-	}
-	return nil
 }
 
 // Run listens on ADDR and serves until ctx ends; see Serve.

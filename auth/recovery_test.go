@@ -22,8 +22,7 @@ import (
 
 // The rules of account recovery and e-mail verification (recovery.go), through auth.Service on every
 // store that keeps both the accounts and the mail: the in-memory fake below, and store.DB on SQLite
-// and Postgres once it implements auth.MailStore (until then those subtests skip). The mail sender is
-// played by drain, which claims the outbox as the real sender does.
+// and Postgres. The mail sender is played by drain, which claims the outbox as the real sender does.
 
 // mailBackend is a store of accounts and mail, as the service is wired in production (store.DB).
 type mailBackend interface {
@@ -36,19 +35,15 @@ func forEachMailStore(t *testing.T, fn func(t *testing.T, st mailBackend)) {
 	t.Helper()
 	for _, b := range []struct {
 		name string
-		open func(t *testing.T) auth.Store
+		open func(t *testing.T) mailBackend
 	}{
-		{"fake", func(*testing.T) auth.Store { return newFakeMail() }},
-		{"sqlite", func(t *testing.T) auth.Store { return openStore(t, testdb.SQLite(t)) }},
-		{"postgres", func(t *testing.T) auth.Store { return openStore(t, testdb.Postgres(t)) }},
+		{"fake", func(*testing.T) mailBackend { return newFakeMail() }},
+		{"sqlite", func(t *testing.T) mailBackend { return openStore(t, testdb.SQLite(t)) }},
+		{"postgres", func(t *testing.T) mailBackend { return openStore(t, testdb.Postgres(t)) }},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			st, ok := b.open(t).(mailBackend)
-			if !ok {
-				t.Skip("this store does not implement auth.MailStore yet")
-			}
-			fn(t, st)
+			fn(t, b.open(t))
 		})
 	}
 }

@@ -71,3 +71,38 @@ func TestRequireEmailVerificationLogin(t *testing.T) {
 	apptest.WantCode(t, e.Post(loginQ, loginVars("nobody@example.com", pw)), "INVALID_CREDENTIALS", "")
 	apptest.WantCode(t, e.Post(loginQ, loginVars("bea@example.com", pw)), "EMAIL_NOT_VERIFIED", "")
 }
+
+// The answers that need no mail read back: the same true for a known and an unknown address, the
+// codes of changeEmail, and an unknown token.
+func TestRecoveryAnswers(t *testing.T) {
+	t.Parallel()
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		e := apptest.New(t, dsn, apptest.Options{})
+		reg := e.Register("cal@example.com", pw)
+		e.Register("taken@example.com", pw)
+		known := e.Post(requestResetQ, map[string]any{"e": "Cal@Example.com"})
+		unknown := e.Post(requestResetQ, map[string]any{"e": "nobody@example.com"})
+		want := `{"data":{"requestPasswordReset":true}}`
+		if known.Raw != want || unknown.Raw != want || known.Status != unknown.Status {
+			t.Fatalf("known %d %s, unknown %d %s: want the same true", known.Status, known.Raw, unknown.Status, unknown.Raw)
+		}
+		apptest.WantCode(t, e.Post(resetQ, map[string]any{"i": map[string]any{"token": unknownToken, "newPassword": "long enough"}}), "INVALID_EMAIL_TOKEN", "")
+		apptest.WantCode(t, e.Post(verifyQ, map[string]any{"t": unknownToken}), "INVALID_EMAIL_TOKEN", "")
+
+		auth := apptest.Bearer(reg.AccessToken)
+		if r := e.Post(requestVerifyQ, nil, auth...); r.Raw != `{"data":{"requestEmailVerification":true}}` {
+			t.Fatalf("requestEmailVerification: %s", r.Raw)
+		}
+		change := func(email, password string) apptest.Response {
+			return e.Post(changeEmailQ, map[string]any{"i": map[string]any{"newEmail": email, "currentPassword": password}}, auth...)
+		}
+		apptest.WantCode(t, change("new@example.com", "wrong password"), "INVALID_CREDENTIALS", "")
+		apptest.WantCode(t, change("TAKEN@example.com", pw), "EMAIL_TAKEN", "")
+		if r := change("cal@example.com", pw); r.Code() != "BAD_USER_INPUT" || r.Ext("field") != "newEmail" {
+			t.Fatalf("the current address: %s", r.Raw)
+		}
+		if r := change("new@example.com", pw); r.Raw != `{"data":{"changeEmail":true}}` {
+			t.Fatalf("changeEmail: %s", r.Raw)
+		}
+	})
+}
