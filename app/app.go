@@ -62,6 +62,10 @@ type App struct {
 	closeLimiter func()
 	served       atomic.Bool // Serve has been called: an App serves once
 	draining     atomic.Bool // shutdown has begun: /readyz answers 503
+	// mailWake holds a wake-up for the mail sender (capacity 1): the auth service signals it after a
+	// commit that queued mail (auth.Options.KickMail), so the mail goes out at once instead of at the
+	// sender's next poll. Signals never block; several collapse into one.
+	mailWake chan struct{}
 }
 
 // errDraining is what /readyz reports once shutdown has begun.
@@ -82,7 +86,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if opts.Password != nil {
 		params = *opts.Password
 	}
-	a := &App{cfg: cfg, log: opts.Logger, Store: opts.Store, closeLimiter: func() {}}
+	a := &App{cfg: cfg, log: opts.Logger, Store: opts.Store, closeLimiter: func() {}, mailWake: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -132,6 +136,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		HashConcurrency:        cfg.PasswordHashConcurrency,
 		OnEvent:                a.Metrics.AuthEvent,
 		Broadcaster:            broadcaster,
+
+		MailStore:                a.Store,
+		PasswordResetURL:         cfg.PasswordResetURL,
+		EmailVerificationURL:     cfg.EmailVerificationURL,
+		PasswordResetTTL:         cfg.PasswordResetTTL,
+		EmailVerificationTTL:     cfg.EmailVerificationTTL,
+		RequireEmailVerification: cfg.RequireEmailVerification,
+		ResetEmailRate:           cfg.ResetEmailRateLimit,
+		ResetIPRate:              cfg.ResetIPRateLimit,
+		KickMail:                 a.kickMail,
 	})
 	if err != nil {
 		return nil, err
@@ -166,6 +180,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
 	return a, nil
+}
+
+// kickMail wakes the mail sender without ever blocking (auth.Options.KickMail).
+func (a *App) kickMail() {
+	select {
+	case a.mailWake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
 }
 
 // Run listens on ADDR and serves until ctx ends; see Serve.
