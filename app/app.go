@@ -26,6 +26,7 @@ import (
 	"gqlauth/fanout"
 	"gqlauth/graph"
 	"gqlauth/httpapi"
+	"gqlauth/mail"
 	"gqlauth/observe"
 	"gqlauth/password"
 	"gqlauth/ratelimit"
@@ -62,10 +63,9 @@ type App struct {
 	closeLimiter func()
 	served       atomic.Bool // Serve has been called: an App serves once
 	draining     atomic.Bool // shutdown has begun: /readyz answers 503
-	// mailWake holds a wake-up for the mail sender (capacity 1): the auth service signals it after a
-	// commit that queued mail (auth.Options.KickMail), so the mail goes out at once instead of at the
-	// sender's next poll. Signals never block; several collapse into one.
-	mailWake chan struct{}
+	// sender delivers the mail outbox; Serve runs it. The auth service wakes it after a commit that
+	// queued mail (auth.Options.KickMail), so mail goes out at once instead of at the next poll.
+	sender *mail.Sender
 }
 
 // errDraining is what /readyz reports once shutdown has begun.
@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if opts.Password != nil {
 		params = *opts.Password
 	}
-	a := &App{cfg: cfg, log: opts.Logger, Store: opts.Store, closeLimiter: func() {}, mailWake: make(chan struct{}, 1)}
+	a := &App{cfg: cfg, log: opts.Logger, Store: opts.Store, closeLimiter: func() {}}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -150,6 +150,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
+	if err := a.newSender(opts); err != nil {
+		return nil, err
+	}
 	// Readiness fails as soon as shutdown begins, so load balancers stop routing here while the
 	// server still answers (SHUTDOWN_DRAIN_DELAY); otherwise it is the database's ping.
 	ready := func(ctx context.Context) error {
@@ -184,10 +187,29 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 
 // kickMail wakes the mail sender without ever blocking (auth.Options.KickMail).
 func (a *App) kickMail() {
-	select {
-	case a.mailWake <- struct{}{}:
-	default: // a wake-up is already pending
+	if a.sender != nil {
+		a.sender.Kick()
 	}
+}
+
+// newSender builds the mail sender: SMTP when SMTP_URL is set; otherwise (development only: config
+// refuses production without SMTP_URL) mail is printed to the log, so the flows work with nothing
+// installed. The templates are loaded now, so a broken override in MAIL_TEMPLATES_DIR stops the start.
+func (a *App) newSender(opts Options) error {
+	tpl, err := mail.LoadTemplates(a.cfg.MailTemplatesDir)
+	if err != nil {
+		return fmt.Errorf("MAIL_TEMPLATES_DIR: %w", err)
+	}
+	var tr mail.Transport = mail.Log{Logger: opts.Logger}
+	if a.cfg.SMTPURL != "" {
+		if tr, err = mail.NewSMTP(a.cfg.SMTPURL, a.cfg.MailFrom, mail.SMTPOptions{}); err != nil {
+			return errors.New("SMTP_URL: not a usable smtp:// or smtps:// URL") // never quote it: it may hold a password
+		}
+	}
+	a.sender = mail.NewSender(a.Store, tr, tpl, mail.SenderOptions{
+		Now: opts.Now, Logger: opts.Logger, Resolve: a.Auth.ResolveResetRequest, OnResult: a.Metrics.MailResult,
+	})
+	return nil
 }
 
 // Run listens on ADDR and serves until ctx ends; see Serve.
@@ -226,6 +248,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		background.Go(func() { a.Tokens.WatchKeyDir(bg, dir, a.cfg.KeyReloadInterval, a.log) })
 	}
 	background.Go(func() { runJanitor(bg, a.Store, a.cfg.JanitorInterval, a.cfg.JanitorRetention, a.log) })
+	background.Go(func() { _ = a.sender.Run(bg) }) // it returns only when bg ends
 
 	srv := httpapi.NewServer(a.cfg.Addr, a.Handler)
 	served := make(chan error, 1)

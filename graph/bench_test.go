@@ -89,3 +89,25 @@ func benchDBs(b *testing.B) []benchDB {
 	}
 	return dbs
 }
+
+// BenchmarkRequestPasswordReset compares requestPasswordReset for a registered and an unknown address:
+// the request does the same work for both (one outbox row; the user lookup happens in the mail
+// sender, off the request path), so their times per request should be within noise of each other.
+// The ratio known/unknown is what SECURITY.md reports.
+//
+//	TEST_DATABASE_URL=… go test -run='^$' -bench=RequestPasswordReset -count=5 ./graph/
+func BenchmarkRequestPasswordReset(b *testing.B) {
+	for _, db := range benchDBs(b) {
+		a := benchApp(b, db.dsn(b), map[string]string{"RESET_EMAIL_RATE_LIMIT": "off", "RESET_IP_RATE_LIMIT": "off"})
+		serve(b, a.Handler, `{"query":"mutation { register(input: {email: \"known@example.com\", password: \"bench password\"}) { accessToken } }"}`)
+		for _, who := range []string{"known", "unknown"} {
+			body := `{"query":"mutation { requestPasswordReset(email: \"` + who + `@example.com\") }"}`
+			b.Run(db.name+"/"+who, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					serve(b, a.Handler, body)
+				}
+			})
+		}
+	}
+}
