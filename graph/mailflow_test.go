@@ -25,7 +25,7 @@ const (
 	mfRequestVerifQ = `mutation { requestEmailVerification }`
 	mfChangeEmailQ  = `mutation($i: ChangeEmailInput!) { changeEmail(input: $i) }`
 	mfVerifiedQ     = `{ me { email emailVerified } }`
-	mailWait      = 10 * time.Second
+	mailWait        = 10 * time.Second
 )
 
 // mailEnv starts a server on dsn that sends its mail to the test Mailpit; vars override.

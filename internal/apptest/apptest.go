@@ -271,9 +271,9 @@ const PayloadFields = `accessToken tokenType expiresIn accessTokenExpiresAt refr
 
 // User is a User as PayloadFields selects it.
 type User struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Role      string `json:"role"`
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	Role          string `json:"role"`
 	CreatedAt     string `json:"createdAt"`
 	EmailVerified bool   `json:"emailVerified"`
 }
