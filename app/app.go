@@ -206,6 +206,11 @@ func (a *App) newSender(opts Options) error {
 			return errors.New("SMTP_URL: not a usable smtp:// or smtps:// URL") // never quote it: it may hold a password
 		}
 	}
+	a.Metrics.MailQueued(func() (int64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return a.Store.PendingMail(ctx)
+	})
 	a.sender = mail.NewSender(a.Store, tr, tpl, mail.SenderOptions{
 		Now: opts.Now, Logger: opts.Logger, Resolve: a.Auth.ResolveResetRequest, OnResult: a.Metrics.MailResult,
 	})

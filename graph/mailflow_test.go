@@ -102,6 +102,18 @@ func TestPasswordReset(t *testing.T) {
 		if !strings.Contains(notice.Subject, "password was changed") {
 			t.Fatalf("notice: %q", notice.Subject)
 		}
+		waitOutboxDone(t, e)
+		m := metrics(t, e)
+		for _, want := range []string{
+			`gqlauth_mail_total{kind="password_reset",outcome="sent"} 1`,
+			`gqlauth_mail_total{kind="password_changed",outcome="sent"} 1`,
+			`gqlauth_mail_total{kind="verify_email",outcome="sent"} 1`,
+			"gqlauth_mail_queued 0",
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
 	})
 }
 

@@ -174,6 +174,21 @@ func (m *Metrics) LimiterOverflows(overflows func() int64) {
 	}, func() float64 { return float64(overflows()) }))
 }
 
+// MailQueued publishes gqlauth_mail_queued: the mail waiting in the outbox (pending, whatever its
+// next attempt), read from pending at each scrape. A value that only grows means SMTP is failing.
+func (m *Metrics) MailQueued(pending func() (int64, error)) {
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gqlauth_mail_queued",
+		Help: "Mail waiting in the outbox to be sent (-1 when the database could not be asked).",
+	}, func() float64 {
+		n, err := pending()
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+}
+
 // mailKinds and mailOutcomes bound the labels of gqlauth_mail_total; anything else counts as "other".
 var (
 	mailKinds = map[string]bool{auth.KindResetRequest: true, auth.KindPasswordReset: true, auth.KindVerifyEmail: true,
