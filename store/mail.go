@@ -373,3 +373,10 @@ func clipError(s string) string {
 	r := []rune(s)
 	return string(r[:maxLastError-1]) + "…"
 }
+
+// PendingMail counts the outbox's pending messages (for the gqlauth_mail_queued gauge).
+func (db *DB) PendingMail(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.gorm.WithContext(ctx).Model(&models.OutboxMail{}).Where("status = ?", models.MailPending).Count(&n).Error
+	return n, err
+}

@@ -792,3 +792,28 @@ func TestResetPasswordConcurrentSingleUse(t *testing.T) {
 		}
 	})
 }
+
+// PendingMail counts what waits in the outbox: pending messages, not sent or dropped ones.
+func TestPendingMail(t *testing.T) {
+	t.Parallel()
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn)
+		ctx := context.Background()
+		now := time.Now()
+		for range 3 {
+			if err := db.EnqueueMail(ctx, auth.Mail{Kind: auth.KindPasswordChanged, To: "a@example.com"}, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms, err := db.ClaimMail(ctx, now, time.Minute, 1)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("claim: %v %v", ms, err)
+		}
+		if err := db.MailSent(ctx, ms[0].ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.PendingMail(ctx); err != nil || n != 2 {
+			t.Fatalf("PendingMail = %d, %v; want 2", n, err)
+		}
+	})
+}
