@@ -147,26 +147,28 @@ func TestResetTokenRules(t *testing.T) {
 // unknown addresses.
 func TestResetRequestsRevealNothing(t *testing.T) {
 	t.Parallel()
-	e, mp := mailEnv(t, testdb.SQLite(t), map[string]string{"RESET_EMAIL_RATE_LIMIT": "2/1h", "RESET_IP_RATE_LIMIT": "off"}, false)
-	known, unknown := mailpit.Address(t), mailpit.Address(t)
-	e.Register(known, pw)
-	mp.WaitOne(t, known, mailWait)
-	for _, addr := range []string{known, unknown} {
-		for range 2 {
-			r := e.Post(mfRequestResetQ, map[string]any{"e": addr})
-			apptest.WantOK(t, r)
-			if !strings.Contains(r.Raw, `"requestPasswordReset":true`) {
-				t.Fatalf("answer for %s: %s", addr, r.Raw)
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		e, mp := mailEnv(t, dsn, map[string]string{"RESET_EMAIL_RATE_LIMIT": "2/1h", "RESET_IP_RATE_LIMIT": "off"}, false)
+		known, unknown := mailpit.Address(t), mailpit.Address(t)
+		e.Register(known, pw)
+		mp.WaitOne(t, known, mailWait)
+		for _, addr := range []string{known, unknown} {
+			for range 2 {
+				r := e.Post(mfRequestResetQ, map[string]any{"e": addr})
+				apptest.WantOK(t, r)
+				if !strings.Contains(r.Raw, `"requestPasswordReset":true`) {
+					t.Fatalf("answer for %s: %s", addr, r.Raw)
+				}
 			}
+			apptest.WantCode(t, e.Post(mfRequestResetQ, map[string]any{"e": addr}), "RATE_LIMITED", "")
 		}
-		apptest.WantCode(t, e.Post(mfRequestResetQ, map[string]any{"e": addr}), "RATE_LIMITED", "")
-	}
-	apptest.WantCode(t, e.Post(mfRequestResetQ, map[string]any{"e": "not an address"}), "BAD_USER_INPUT", "")
-	mp.WaitFor(t, known, 3, mailWait) // verification + 2 resets
-	waitOutboxDone(t, e)              // the unknown address's requests were dropped by now
-	if n := mp.Count(t, unknown); n != 0 {
-		t.Fatalf("%d mails to an unknown address", n)
-	}
+		apptest.WantCode(t, e.Post(mfRequestResetQ, map[string]any{"e": "not an address"}), "BAD_USER_INPUT", "")
+		mp.WaitFor(t, known, 3, mailWait) // verification + 2 resets
+		waitOutboxDone(t, e)              // the unknown address's requests were dropped by now
+		if n := mp.Count(t, unknown); n != 0 {
+			t.Fatalf("%d mails to an unknown address", n)
+		}
+	})
 }
 
 // Registration mails a verification link; following it verifies the address; asking again once
@@ -239,13 +241,15 @@ func TestChangeEmail(t *testing.T) {
 // EMAIL_NOT_VERIFIED (a wrong one stays INVALID_CREDENTIALS) until the link is followed.
 func TestRequireEmailVerification(t *testing.T) {
 	t.Parallel()
-	e, mp := mailEnv(t, testdb.SQLite(t), map[string]string{"REQUIRE_EMAIL_VERIFICATION": "true"}, false)
-	addr := mailpit.Address(t)
-	e.Register(addr, pw)
-	apptest.WantCode(t, e.Post(loginQ, loginVars(addr, pw)), "EMAIL_NOT_VERIFIED", "")
-	apptest.WantCode(t, e.Post(loginQ, loginVars(addr, "wrong password!")), "INVALID_CREDENTIALS", "")
-	apptest.WantOK(t, e.Post(mfVerifyQ, map[string]any{"t": tokenIn(t, mp.WaitOne(t, addr, mailWait))}))
-	e.Login(addr, pw)
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		e, mp := mailEnv(t, dsn, map[string]string{"REQUIRE_EMAIL_VERIFICATION": "true"}, false)
+		addr := mailpit.Address(t)
+		e.Register(addr, pw)
+		apptest.WantCode(t, e.Post(loginQ, loginVars(addr, pw)), "EMAIL_NOT_VERIFIED", "")
+		apptest.WantCode(t, e.Post(loginQ, loginVars(addr, "wrong password!")), "INVALID_CREDENTIALS", "")
+		apptest.WantOK(t, e.Post(mfVerifyQ, map[string]any{"t": tokenIn(t, mp.WaitOne(t, addr, mailWait))}))
+		e.Login(addr, pw)
+	})
 }
 
 // Mail requested while SMTP is down arrives once it is back, exactly once, without a restart; mail
