@@ -26,6 +26,7 @@ import (
 	"gqlauth/fanout"
 	"gqlauth/graph"
 	"gqlauth/httpapi"
+	"gqlauth/mail"
 	"gqlauth/observe"
 	"gqlauth/password"
 	"gqlauth/ratelimit"
@@ -62,6 +63,9 @@ type App struct {
 	closeLimiter func()
 	served       atomic.Bool // Serve has been called: an App serves once
 	draining     atomic.Bool // shutdown has begun: /readyz answers 503
+	// sender delivers the mail outbox; Serve runs it. The auth service wakes it after a commit that
+	// queued mail (auth.Options.KickMail), so mail goes out at once instead of at the next poll.
+	sender *mail.Sender
 }
 
 // errDraining is what /readyz reports once shutdown has begun.
@@ -132,8 +136,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		HashConcurrency:        cfg.PasswordHashConcurrency,
 		OnEvent:                a.Metrics.AuthEvent,
 		Broadcaster:            broadcaster,
+
+		MailStore:                a.Store,
+		PasswordResetURL:         cfg.PasswordResetURL,
+		EmailVerificationURL:     cfg.EmailVerificationURL,
+		PasswordResetTTL:         cfg.PasswordResetTTL,
+		EmailVerificationTTL:     cfg.EmailVerificationTTL,
+		RequireEmailVerification: cfg.RequireEmailVerification,
+		ResetEmailRate:           cfg.ResetEmailRateLimit,
+		ResetIPRate:              cfg.ResetIPRateLimit,
+		KickMail:                 a.kickMail,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := a.newSender(opts); err != nil {
 		return nil, err
 	}
 	// Readiness fails as soon as shutdown begins, so load balancers stop routing here while the
@@ -166,6 +183,38 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
 	return a, nil
+}
+
+// kickMail wakes the mail sender without ever blocking (auth.Options.KickMail).
+func (a *App) kickMail() {
+	if a.sender != nil {
+		a.sender.Kick()
+	}
+}
+
+// newSender builds the mail sender: SMTP when SMTP_URL is set; otherwise (development only: config
+// refuses production without SMTP_URL) mail is printed to the log, so the flows work with nothing
+// installed. The templates are loaded now, so a broken override in MAIL_TEMPLATES_DIR stops the start.
+func (a *App) newSender(opts Options) error {
+	tpl, err := mail.LoadTemplates(a.cfg.MailTemplatesDir)
+	if err != nil {
+		return fmt.Errorf("MAIL_TEMPLATES_DIR: %w", err)
+	}
+	var tr mail.Transport = mail.Log{Logger: opts.Logger}
+	if a.cfg.SMTPURL != "" {
+		if tr, err = mail.NewSMTP(a.cfg.SMTPURL, a.cfg.MailFrom, mail.SMTPOptions{}); err != nil {
+			return errors.New("SMTP_URL: not a usable smtp:// or smtps:// URL") // never quote it: it may hold a password
+		}
+	}
+	a.Metrics.MailQueued(func() (int64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return a.Store.PendingMail(ctx)
+	})
+	a.sender = mail.NewSender(a.Store, tr, tpl, mail.SenderOptions{
+		Now: opts.Now, Logger: opts.Logger, Resolve: a.Auth.ResolveResetRequest, OnResult: a.Metrics.MailResult,
+	})
+	return nil
 }
 
 // Run listens on ADDR and serves until ctx ends; see Serve.
@@ -204,6 +253,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		background.Go(func() { a.Tokens.WatchKeyDir(bg, dir, a.cfg.KeyReloadInterval, a.log) })
 	}
 	background.Go(func() { runJanitor(bg, a.Store, a.cfg.JanitorInterval, a.cfg.JanitorRetention, a.log) })
+	background.Go(func() { _ = a.sender.Run(bg) }) // it returns only when bg ends
 
 	srv := httpapi.NewServer(a.cfg.Addr, a.Handler)
 	served := make(chan error, 1)

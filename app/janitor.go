@@ -45,7 +45,7 @@ func janitorPass(ctx context.Context, db *store.DB, retention time.Duration, log
 	case err != nil:
 		log.Warn("janitor: purge failed", "err", err, "deleted", n)
 	case n > 0:
-		log.Info("janitor: purged expired and revoked sessions and refresh tokens", "deleted", n,
+		log.Info("janitor: purged expired and revoked sessions, refresh tokens, e-mail tokens and sent mail", "deleted", n,
 			"retention", retention.String(), "took", time.Since(start).Round(time.Millisecond).String())
 	}
 }

@@ -24,6 +24,12 @@ var (
 	ErrRefreshTokenInvalid = errors.New("auth: invalid refresh token")
 	// ErrEmailTaken: an account with that e-mail already exists.
 	ErrEmailTaken = errors.New("auth: email taken")
+	// ErrInvalidEmailToken: a password-reset or e-mail-verification token that is unknown, expired,
+	// already used, superseded by a newer one, or meant for another purpose (all alike).
+	ErrInvalidEmailToken = errors.New("auth: invalid email token")
+	// ErrEmailNotVerified: the password is right but the account's address is not verified yet, and
+	// the service requires it (Options.RequireEmailVerification).
+	ErrEmailNotVerified = errors.New("auth: email not verified")
 
 	// ErrUnavailable: a dependency (the database) could not be reached or broke off; the operation
 	// was not carried out, or its outcome is unknown to the server, and a retry is the remedy. A Store

@@ -21,6 +21,15 @@ const (
 	EventLogoutAll      EventKind = "logout_all"
 	EventRevokeSession  EventKind = "revoke_session"
 	EventChangePassword EventKind = "change_password"
+
+	// Account recovery and e-mail verification.
+	EventPasswordResetRequest EventKind = "password_reset_request" // a reset was asked for (user unknown then)
+	EventPasswordResetMail    EventKind = "password_reset_mail"    // the sender found the account and issued a link
+	EventPasswordReset        EventKind = "password_reset"
+	EventRequestVerification  EventKind = "request_email_verification"
+	EventVerifyEmail          EventKind = "verify_email"
+	EventChangeEmailRequest   EventKind = "change_email_request"
+	EventChangeEmail          EventKind = "change_email" // verifyEmail with a change-email token moved the account
 )
 
 // The events of the Admin (authctl): an administrator, not the user, made the change.
@@ -37,6 +46,9 @@ const (
 	OutcomeOK          = "ok"
 	OutcomeFailed      = "failed"
 	OutcomeRateLimited = "rate_limited"
+	// OutcomeEmailNotVerified: a login with the right password of an unverified account, refused
+	// under Options.RequireEmailVerification.
+	OutcomeEmailNotVerified = "email_not_verified"
 )
 
 // Event is one authentication event. It never carries a secret: no token, password or hash.

@@ -17,6 +17,9 @@ import (
 //	login:account:<email>|<addr> failed logins (and wrong currentPassword) per account and address  LoginRate
 //	login:acct:<email>         the same per account, from every address; past it, back-off  LoginAccountRate
 //	register:ip:<addr>, register:net:<ipv6 /48>   registrations        RegisterRate (× netLimitFactor)
+//	reset:ip:<addr>, reset:net:<ipv6 /48>   password-reset requests    ResetIPRate (× netLimitFactor)
+//	reset:email:<email>        password-reset requests per address, known or not   ResetEmailRate
+//	mail:to:<email>            verification and change-email links per recipient    ResetEmailRate
 //
 // <addr> is an IPv4 address, or the /64 of an IPv6 address: one host is usually given a whole /64,
 // so counting its 2^64 addresses apart would give it 2^64 budgets. A /48 (a site) gets

@@ -1,6 +1,7 @@
 // Package auth holds the authentication rules: registration and login with argon2id passwords,
 // sessions with rotating refresh tokens and reuse detection, access-token authentication and
-// revocation. It knows nothing of GraphQL or HTTP routing; persistence is behind the Store interface.
+// revocation, account recovery and e-mail verification (recovery.go). It knows nothing of GraphQL,
+// HTTP routing or SMTP; persistence is behind the Store and MailStore interfaces.
 package auth
 
 import (
@@ -60,6 +61,27 @@ type Options struct {
 	OnEvent func(context.Context, Event)
 	// Broadcaster, if set, spreads revocations to other instances at once (Redis pub/sub).
 	Broadcaster Broadcaster
+
+	// MailStore holds the e-mail tokens and the mail outbox (see recovery.go). Without it the
+	// recovery and verification mutations fail with an internal error, and register and
+	// changePassword send nothing.
+	MailStore MailStore
+	// PasswordResetURL and EmailVerificationURL are the links mailed, in which {token} is replaced by
+	// the URL-escaped token ("" means the bare token).
+	PasswordResetURL, EmailVerificationURL string
+	// PasswordResetTTL (0 means 1 hour) and EmailVerificationTTL (0 means 24 hours; change-email
+	// links too) are how long a mailed token works.
+	PasswordResetTTL, EmailVerificationTTL time.Duration
+	// RequireEmailVerification makes login with the right password of an unverified account fail
+	// with ErrEmailNotVerified.
+	RequireEmailVerification bool
+	// ResetEmailRate limits the mails asked for per address (password resets per address; verification
+	// and change-email links per recipient); ResetIPRate limits password-reset requests per client
+	// address (its /48 gets 8 times as many for IPv6). A zero Rate is unlimited.
+	ResetEmailRate, ResetIPRate ratelimit.Rate
+	// KickMail, if set, is called after a commit that queued mail, to wake the mail sender at once.
+	// It must not block.
+	KickMail func()
 }
 
 // Service implements the authentication rules. It is safe for concurrent use.
@@ -92,6 +114,12 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	}
 	if opts.HashConcurrency <= 0 {
 		opts.HashConcurrency = runtime.NumCPU()
+	}
+	if opts.PasswordResetTTL <= 0 {
+		opts.PasswordResetTTL = time.Hour
+	}
+	if opts.EmailVerificationTTL <= 0 {
+		opts.EmailVerificationTTL = 24 * time.Hour
 	}
 	dummy, err := password.Hash("dummy password for unknown e-mails", opts.Password)
 	if err != nil {
@@ -191,6 +219,13 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	s.emit(ctx, Event{Kind: EventRegister, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP})
+	if s.opts.MailStore != nil {
+		// The account exists whatever happens to the mail: a failure is logged, and the user can ask
+		// for another link (requestEmailVerification).
+		if err := s.sendVerification(ctx, u); err != nil {
+			s.log.WarnContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
+		}
+	}
 	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt)
 }
 
@@ -265,6 +300,16 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 	}
 	if !ok {
 		return failed(u.ID)
+	}
+	if s.opts.RequireEmailVerification && u.EmailVerifiedAt == nil {
+		// Only after the limits and the password check, so that it tells nothing to whoever lacks the
+		// password. The password was right: its failure counts are taken back as for a success.
+		t.reset(ctx, pairKey)
+		t.reset(ctx, accountKey(email))
+		t.undo(ctx, "login:ip:"+k.addr)
+		t.undo(ctx, "login:net:"+k.net)
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeEmailNotVerified, UserID: u.ID, IP: c.IP})
+		return nil, ErrEmailNotVerified
 	}
 	now := s.now()
 	if rehash {
@@ -454,33 +499,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if err != nil {
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
-	// A stolen access token must not become a password oracle: wrong current passwords count against
-	// the same budgets as failed logins, per address and for the account.
-	k, t := keysFor(c.IP), s.tally()
-	limited := func(err error) (*Pair, error) {
-		s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeRateLimited, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
+	if err := s.checkCurrentPassword(ctx, "changePassword", EventChangePassword, u, p, current, c); err != nil {
 		return nil, err
 	}
-	if err := s.blocked(ctx, u.Email); err != nil {
-		return limited(err)
-	}
-	pairKey := loginAccountKey(u.Email, k)
-	if _, err := t.hit(ctx, pairKey, s.opts.LoginRate); err != nil {
-		return limited(err)
-	}
-	failures := t.count(ctx, accountKey(u.Email), s.opts.LoginAccountRate)
-	ok, _, err := s.checkPassword(ctx, current, u.PasswordHash)
-	if err != nil {
-		t.takeBack(ctx, err)
-		return nil, fmt.Errorf("changePassword: stored hash of user %s: %w", u.ID, err)
-	}
-	if !ok {
-		s.backOff(ctx, u.Email, failures)
-		s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeFailed, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
-		return nil, ErrInvalidCredentials
-	}
-	t.reset(ctx, pairKey)
-	t.reset(ctx, accountKey(u.Email))
 	hash, err := s.hash(ctx, next)
 	if err != nil {
 		return nil, err
@@ -511,7 +532,42 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	s.users.drop(u.ID)
 	u.PasswordHash, u.CredentialsVersion = hash, u.CredentialsVersion+1
 	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
+	s.notify(ctx, Mail{Kind: KindPasswordChanged, To: u.Email})
 	return s.pair(u, p.SessionID, raw, expires)
+}
+
+// checkCurrentPassword checks the current password of the caller's account u for op (changePassword,
+// changeEmail). A stolen access token must not become a password oracle: wrong current passwords
+// count against the same budgets as failed logins, per address and for the account, and feed the
+// account's back-off. It returns ErrInvalidCredentials for a wrong password and a *RateLimitedError
+// over a budget (emitting kind's event either way).
+func (s *Service) checkCurrentPassword(ctx context.Context, op string, kind EventKind, u *models.User, p *Principal, current string, c Client) error {
+	k, t := keysFor(c.IP), s.tally()
+	limited := func(err error) error {
+		s.emit(ctx, Event{Kind: kind, Outcome: OutcomeRateLimited, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
+		return err
+	}
+	if err := s.blocked(ctx, u.Email); err != nil {
+		return limited(err)
+	}
+	pairKey := loginAccountKey(u.Email, k)
+	if _, err := t.hit(ctx, pairKey, s.opts.LoginRate); err != nil {
+		return limited(err)
+	}
+	failures := t.count(ctx, accountKey(u.Email), s.opts.LoginAccountRate)
+	ok, _, err := s.checkPassword(ctx, current, u.PasswordHash)
+	if err != nil {
+		t.takeBack(ctx, err)
+		return fmt.Errorf("%s: stored hash of user %s: %w", op, u.ID, err)
+	}
+	if !ok {
+		s.backOff(ctx, u.Email, failures)
+		s.emit(ctx, Event{Kind: kind, Outcome: OutcomeFailed, UserID: u.ID, SessionID: p.SessionID, IP: c.IP})
+		return ErrInvalidCredentials
+	}
+	t.reset(ctx, pairKey)
+	t.reset(ctx, accountKey(u.Email))
+	return nil
 }
 
 // Sessions lists the caller's live sessions, newest first.

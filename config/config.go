@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -21,6 +22,9 @@ import (
 
 // DefaultIssuer is the default value of both JWT_ISSUER and JWT_AUDIENCE.
 const DefaultIssuer = "gqlauth"
+
+// DefaultMailFrom is the default MAIL_FROM.
+const DefaultMailFrom = "gqlauth <no-reply@localhost>"
 
 // MinSecretLength is the shortest JWT_SECRET accepted (HS256 needs a 256-bit key).
 const MinSecretLength = 32
@@ -80,6 +84,19 @@ type Config struct {
 	KeyReloadInterval     time.Duration // KEY_RELOAD_INTERVAL: how often JWT_KEYS_DIR is re-read
 	DBMaxOpenConns        int           // DB_MAX_OPEN_CONNS: 0 means the engine's default
 	MigrateOnStart        bool          // MIGRATE_ON_START: apply pending migrations at start; false refuses a schema that is behind
+
+	// Mail: account recovery and e-mail verification.
+	SMTPURL                  string         // SMTP_URL: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps:// (implicit TLS); "" prints mail to the log (development only); never logged
+	MailFrom                 string         // MAIL_FROM: the From address
+	PasswordResetURL         string         // PASSWORD_RESET_URL: the reset link, {token} replaced by the token
+	EmailVerificationURL     string         // EMAIL_VERIFICATION_URL: the verification (and change-email) link, with {token}
+	PasswordResetTTL         time.Duration  // PASSWORD_RESET_TTL: how long a reset link works
+	EmailVerificationTTL     time.Duration  // EMAIL_VERIFICATION_TTL: how long a verification or change-email link works
+	RequireEmailVerification bool           // REQUIRE_EMAIL_VERIFICATION: login refuses unverified accounts (EMAIL_NOT_VERIFIED)
+	ResetEmailRateLimit      ratelimit.Rate // RESET_EMAIL_RATE_LIMIT: reset requests per e-mail address (and links per recipient)
+	ResetIPRateLimit         ratelimit.Rate // RESET_IP_RATE_LIMIT: reset requests per client address
+	MailTemplatesDir         string         // MAIL_TEMPLATES_DIR: templates overriding the built-in ones
+
 	// GoMemLimit is GOMEMLIMIT, which the Go runtime applies itself; when it is set the server sets
 	// no memory limit of its own. Read here so that config stays the only code that reads the environment.
 	GoMemLimit string
@@ -181,6 +198,17 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		DBMaxOpenConns:    int(integer("DB_MAX_OPEN_CONNS", 0)),
 		MigrateOnStart:    boolean("MIGRATE_ON_START", true),
 		GoMemLimit:        get("GOMEMLIMIT", ""),
+
+		SMTPURL:                  get("SMTP_URL", ""),
+		MailFrom:                 get("MAIL_FROM", DefaultMailFrom),
+		PasswordResetURL:         get("PASSWORD_RESET_URL", "http://localhost:5173/reset-password?token={token}"),
+		EmailVerificationURL:     get("EMAIL_VERIFICATION_URL", "http://localhost:5173/verify-email?token={token}"),
+		PasswordResetTTL:         dur("PASSWORD_RESET_TTL", "1h"),
+		EmailVerificationTTL:     dur("EMAIL_VERIFICATION_TTL", "24h"),
+		RequireEmailVerification: boolean("REQUIRE_EMAIL_VERIFICATION", false),
+		ResetEmailRateLimit:      rate("RESET_EMAIL_RATE_LIMIT", "3/1h"),
+		ResetIPRateLimit:         rate("RESET_IP_RATE_LIMIT", "20/1h"),
+		MailTemplatesDir:         get("MAIL_TEMPLATES_DIR", ""),
 	}
 	// Development stops at once on Ctrl-C. In production a replica keeps serving, with /readyz
 	// failing, for 5s before it shuts down: long enough for Kubernetes to take it out of its
@@ -354,8 +382,12 @@ func (c *Config) Validate() error {
 			bad("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com", o)
 		}
 	}
+	c.validateMail(bad)
 	if c.Production() {
 		// Settings that are convenient on a laptop and dangerous on the internet.
+		if c.SMTPURL == "" {
+			bad("APP_ENV=production: SMTP_URL is not set, so password-reset and verification mail would only be printed to the log; set it to smtp://[user:pass@]host:port or smtps://host:port")
+		}
 		if len(c.JWTSecret) == 0 && c.JWTPrivateKeyFile == "" && c.JWTKeysDir == "" {
 			bad("APP_ENV=production: a signing key would be generated on this machine; set JWT_KEYS_DIR, JWT_PRIVATE_KEY_FILE (Ed25519, PKCS#8 PEM) or JWT_SECRET")
 		} else if c.JWTPrivateKeyFile != "" {
@@ -373,4 +405,41 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateMail checks the mail settings. Messages never quote SMTP_URL: it may hold a password.
+func (c *Config) validateMail(bad func(format string, args ...any)) {
+	if c.SMTPURL != "" {
+		u, err := url.Parse(c.SMTPURL)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			bad("SMTP_URL must be smtp://[user:pass@]host:port (STARTTLS when the server offers it) or smtps://[user:pass@]host:port (implicit TLS)")
+		} else if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				bad("SMTP_URL: the port must be between 1 and 65535")
+			}
+		}
+	}
+	if a, err := mail.ParseAddress(c.MailFrom); err != nil || a.Address == "" {
+		bad("MAIL_FROM=%q: not an e-mail address such as \"gqlauth <no-reply@example.com>\"", c.MailFrom)
+	}
+	for _, l := range []struct{ key, value string }{
+		{"PASSWORD_RESET_URL", c.PasswordResetURL}, {"EMAIL_VERIFICATION_URL", c.EmailVerificationURL},
+	} {
+		u, err := url.Parse(strings.ReplaceAll(l.value, "{token}", "t"))
+		if !strings.Contains(l.value, "{token}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("%s=%q: must be an http(s) URL containing {token}, such as https://app.example.com/reset-password?token={token}", l.key, l.value)
+		}
+	}
+	if c.PasswordResetTTL < time.Minute || c.PasswordResetTTL > 24*time.Hour {
+		bad("PASSWORD_RESET_TTL must be between 1m and 24h (got %s)", c.PasswordResetTTL)
+	}
+	if c.EmailVerificationTTL < time.Minute || c.EmailVerificationTTL > 30*24*time.Hour {
+		bad("EMAIL_VERIFICATION_TTL must be between 1m and 720h (got %s)", c.EmailVerificationTTL)
+	}
+	if c.MailTemplatesDir != "" {
+		if fi, err := os.Stat(c.MailTemplatesDir); err != nil || !fi.IsDir() {
+			bad("MAIL_TEMPLATES_DIR %s is not a readable directory", c.MailTemplatesDir)
+		}
+	}
 }

@@ -9,6 +9,9 @@ import (
 	"gqlauth/ratelimit"
 )
 
+// smtpURL is the SMTP server that production settings name (nothing connects to it at start).
+const smtpURL = "smtp://127.0.0.1:1025"
+
 func load(vars map[string]string) (*Config, error) {
 	return LoadFrom(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 }
@@ -38,8 +41,8 @@ func TestShutdownDrainDelayAndLeeway(t *testing.T) {
 		wantLeeway time.Duration
 	}{
 		{"development", map[string]string{}, 0, 5 * time.Second},
-		{"production", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret}, 5 * time.Second, 5 * time.Second},
-		{"production, set", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SHUTDOWN_DRAIN_DELAY": "0s"}, 0, 5 * time.Second},
+		{"production", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SMTP_URL": smtpURL}, 5 * time.Second, 5 * time.Second},
+		{"production, set", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SMTP_URL": smtpURL, "SHUTDOWN_DRAIN_DELAY": "0s"}, 0, 5 * time.Second},
 		{"development, set", map[string]string{"SHUTDOWN_DRAIN_DELAY": "1m", "JWT_LEEWAY": "0s"}, time.Minute, 0},
 		{"leeway", map[string]string{"JWT_LEEWAY": "1m"}, 0, time.Minute},
 	} {
@@ -118,6 +121,7 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.vars["APP_ENV"] = "production"
+			tc.vars["SMTP_URL"] = smtpURL
 			_, err := load(tc.vars)
 			if tc.want == "" && err != nil {
 				t.Fatalf("rejected: %v", err)
@@ -191,5 +195,91 @@ func TestMigrateOnStart(t *testing.T) {
 		if err != nil || c.MigrateOnStart != tc.want {
 			t.Errorf("MIGRATE_ON_START=%q: MigrateOnStart = %v, %v; want %v", tc.raw, c != nil && c.MigrateOnStart, err, tc.want)
 		}
+	}
+}
+
+func TestMailDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTPURL != "" || c.MailFrom != "gqlauth <no-reply@localhost>" ||
+		c.PasswordResetURL != "http://localhost:5173/reset-password?token={token}" ||
+		c.EmailVerificationURL != "http://localhost:5173/verify-email?token={token}" ||
+		c.PasswordResetTTL != time.Hour || c.EmailVerificationTTL != 24*time.Hour || c.RequireEmailVerification ||
+		c.ResetEmailRateLimit != (ratelimit.Rate{Limit: 3, Window: time.Hour}) ||
+		c.ResetIPRateLimit != (ratelimit.Rate{Limit: 20, Window: time.Hour}) || c.MailTemplatesDir != "" {
+		t.Fatalf("mail defaults: %+v", c)
+	}
+	dir := t.TempDir()
+	c, err = load(map[string]string{
+		"SMTP_URL": "smtps://user:p%40ss@mail.example.com:465", "MAIL_FROM": "Accounts <accounts@example.com>",
+		"PASSWORD_RESET_URL": "https://app.example.com/#/reset/{token}", "EMAIL_VERIFICATION_URL": "https://app.example.com/verify?t={token}&x=1",
+		"PASSWORD_RESET_TTL": "30m", "EMAIL_VERIFICATION_TTL": "72h", "REQUIRE_EMAIL_VERIFICATION": "true",
+		"RESET_EMAIL_RATE_LIMIT": "off", "RESET_IP_RATE_LIMIT": "100/1h", "MAIL_TEMPLATES_DIR": dir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTPURL != "smtps://user:p%40ss@mail.example.com:465" || c.MailFrom != "Accounts <accounts@example.com>" ||
+		c.PasswordResetTTL != 30*time.Minute || c.EmailVerificationTTL != 72*time.Hour || !c.RequireEmailVerification ||
+		c.ResetEmailRateLimit.Enabled() || c.ResetIPRateLimit.Limit != 100 || c.MailTemplatesDir != dir {
+		t.Fatalf("mail settings: %+v", c)
+	}
+	for _, u := range []string{"smtp://127.0.0.1:1025", "smtp://mail.example.com", "smtp://u:p@[::1]:587/"} {
+		if _, err := load(map[string]string{"SMTP_URL": u}); err != nil {
+			t.Errorf("SMTP_URL=%s: %v", u, err)
+		}
+	}
+}
+
+func TestMailInvalid(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ key, value string }{
+		{"SMTP_URL", "mail.example.com:25"},
+		{"SMTP_URL", "http://mail.example.com"},
+		{"SMTP_URL", "smtp://"},
+		{"SMTP_URL", "smtp://mail.example.com:99999"},
+		{"SMTP_URL", "smtp://mail.example.com:25/path"},
+		{"SMTP_URL", "smtp://mail.example.com:25?tls=off"},
+		{"MAIL_FROM", "not an address"},
+		{"MAIL_FROM", "a@b, c@d"},
+		{"PASSWORD_RESET_URL", "https://app.example.com/reset"},
+		{"PASSWORD_RESET_URL", "ftp://app.example.com/{token}"},
+		{"PASSWORD_RESET_URL", "/reset?token={token}"},
+		{"EMAIL_VERIFICATION_URL", "javascript:alert({token})"},
+		{"PASSWORD_RESET_TTL", "0s"},
+		{"PASSWORD_RESET_TTL", "48h"},
+		{"PASSWORD_RESET_TTL", "soon"},
+		{"EMAIL_VERIFICATION_TTL", "30s"},
+		{"EMAIL_VERIFICATION_TTL", "1000h"},
+		{"REQUIRE_EMAIL_VERIFICATION", "maybe"},
+		{"RESET_EMAIL_RATE_LIMIT", "3 per hour"},
+		{"RESET_IP_RATE_LIMIT", "lots"},
+		{"MAIL_TEMPLATES_DIR", "/does/not/exist"},
+	} {
+		_, err := load(map[string]string{tc.key: tc.value})
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s=%q: err = %v, want it refused naming %s", tc.key, tc.value, err, tc.key)
+		}
+	}
+	// The URL may hold a password: an error never quotes it.
+	_, err := load(map[string]string{"SMTP_URL": "smtp://user:hunter2secret@mail.example.com:25/x"})
+	if err == nil || strings.Contains(err.Error(), "hunter2secret") {
+		t.Fatalf("err = %v; want a refusal that does not quote the password", err)
+	}
+}
+
+// In production a missing SMTP_URL refuses to start: the mail would only be printed to the log.
+func TestProductionRequiresSMTP(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32)}
+	if _, err := load(vars); err == nil || !strings.Contains(err.Error(), "SMTP_URL") {
+		t.Fatalf("err = %v, want one naming SMTP_URL", err)
+	}
+	vars["SMTP_URL"] = smtpURL
+	if _, err := load(vars); err != nil {
+		t.Fatal(err)
 	}
 }

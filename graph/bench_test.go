@@ -3,8 +3,10 @@ package graph_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gqlauth/app"
 	"gqlauth/internal/apptest"
@@ -88,4 +90,49 @@ func benchDBs(b *testing.B) []benchDB {
 		dbs = append(dbs, benchDB{"postgres", testdb.Postgres})
 	}
 	return dbs
+}
+
+// BenchmarkRequestPasswordReset compares requestPasswordReset for a registered and an unknown address.
+// The request does the same work for both (one outbox row; the user lookup and the token happen in the
+// mail sender, off the request path). Requests for the two addresses alternate, so that the sender's
+// background work for the known address weighs on both series alike, as it would on an attacker's
+// interleaved probes; the benchmark reports each series' median and their ratio (known/unknown), which
+// should be 1 within noise.
+//
+//	TEST_DATABASE_URL=… go test -run='^$' -bench=RequestPasswordReset -benchtime=2000x ./graph/
+func BenchmarkRequestPasswordReset(b *testing.B) {
+	for _, db := range benchDBs(b) {
+		b.Run(db.name, func(b *testing.B) {
+			a := benchApp(b, db.dsn(b), map[string]string{"RESET_EMAIL_RATE_LIMIT": "off", "RESET_IP_RATE_LIMIT": "off"})
+			serve(b, a.Handler, `{"query":"mutation { register(input: {email: \"known@example.com\", password: \"bench password\"}) { accessToken } }"}`)
+			bodies := [2]string{
+				`{"query":"mutation { requestPasswordReset(email: \"known@example.com\") }"}`,
+				`{"query":"mutation { requestPasswordReset(email: \"unknown@example.com\") }"}`,
+			}
+			var took [2][]time.Duration
+			n := 0
+			for b.Loop() {
+				for k := range 2 {
+					who := (n + k) % 2 // alternate which goes first
+					start := time.Now()
+					serve(b, a.Handler, bodies[who])
+					took[who] = append(took[who], time.Since(start))
+				}
+				n++
+			}
+			known, unknown := median(took[0]), median(took[1])
+			b.ReportMetric(float64(known.Microseconds()), "known-µs")
+			b.ReportMetric(float64(unknown.Microseconds()), "unknown-µs")
+			b.ReportMetric(float64(known)/float64(unknown), "known/unknown")
+		})
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -65,6 +65,8 @@ var errorTable = []struct {
 	{auth.ErrInvalidCredentials, model.ErrorCodeInvalidCredentials, "", "invalid e-mail or password"},
 	{auth.ErrRefreshTokenInvalid, model.ErrorCodeInvalidRefreshToken, "", "the refresh token is invalid, expired or revoked"},
 	{auth.ErrEmailTaken, model.ErrorCodeEmailTaken, "", "an account with this e-mail already exists"},
+	{auth.ErrInvalidEmailToken, model.ErrorCodeInvalidEmailToken, "", "the link is invalid, expired or already used; ask for a new one"},
+	{auth.ErrEmailNotVerified, model.ErrorCodeEmailNotVerified, "", "the e-mail address is not verified yet: follow the link in the verification mail, or ask for a new one"},
 	{auth.ErrUnavailable, model.ErrorCodeServiceUnavailable, "", "the service is temporarily unavailable; retry shortly"},
 	{ErrBadRequest, model.ErrorCodeBadRequest, "", "the request is malformed"},
 	// BAD_USER_INPUT, like the other errors in what the client wrote. The body is never quoted (gqlgen's

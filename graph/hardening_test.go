@@ -143,7 +143,9 @@ func TestOneCredentialFieldPerRequest(t *testing.T) {
 			register(input: {email: "b@example.com", password: "password1"}) { accessToken } }`,
 		"through fragments": `mutation { ...A ...B } fragment A on Mutation { login(input: {email: "alice@example.com", password: "g1"}) { accessToken } }
 			fragment B on Mutation { x: login(input: {email: "alice@example.com", password: "g2"}) { accessToken } }`,
-		"refresh twice": `mutation { a: refreshToken(refreshToken: "x") { accessToken } b: refreshToken(refreshToken: "y") { accessToken } }`,
+		"refresh twice":       `mutation { a: refreshToken(refreshToken: "x") { accessToken } b: refreshToken(refreshToken: "y") { accessToken } }`,
+		"reset and verify":    `mutation { resetPassword(input: {token: "x", newPassword: "password1"}) { accessToken } verifyEmail(token: "y") { id } }`,
+		"change e-mail twice": `mutation { a: changeEmail(input: {newEmail: "a@example.com", currentPassword: "g1"}) b: changeEmail(input: {newEmail: "b@example.com", currentPassword: "g2"}) }`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := e.Post(q, nil)

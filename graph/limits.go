@@ -54,9 +54,13 @@ const (
 	saturated = 1 << 40
 )
 
-// credentialFields are the root fields that check a secret (a password or a refresh token). One
-// operation may hold at most one of them, so aliases cannot pack many guesses into one request.
-var credentialFields = map[string]bool{"login": true, "register": true, "refreshToken": true, "changePassword": true}
+// credentialFields are the root fields that check a secret (a password, a refresh token, or the
+// token of a mailed link) or hash a password. One operation may hold at most one of them, so aliases
+// cannot pack many guesses, or many argon2id hashes, into one request.
+var credentialFields = map[string]bool{
+	"login": true, "register": true, "refreshToken": true, "changePassword": true,
+	"resetPassword": true, "changeEmail": true, "verifyEmail": true,
+}
 
 // operationGuard is a gqlgen extension that checks the raw query before gqlgen parses and validates
 // it: it parses the document itself under the token limit, then measures every operation in one
@@ -152,7 +156,7 @@ func (g operationGuard) judge(c cost) *gqlerror.Error {
 			"operation selects %s introspection fields, more than the limit of %d", count(c.introspection), l.MaxIntrospection)
 	case c.credentials > 1:
 		return limitError(model.ErrorCodeBadRequest,
-			"an operation may contain only one of login, register, refreshToken and changePassword; this one has %s", count(c.credentials))
+			"an operation may contain only one of login, register, refreshToken, changePassword, resetPassword, changeEmail and verifyEmail; this one has %s", count(c.credentials))
 	}
 	return nil
 }

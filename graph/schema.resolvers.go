@@ -101,6 +101,43 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, input model.Chang
 	return r.payload(ctx, pair, err)
 }
 
+// RequestPasswordReset is the resolver for the requestPasswordReset field.
+func (r *mutationResolver) RequestPasswordReset(ctx context.Context, email string) (bool, error) {
+	if err := r.Auth.RequestPasswordReset(ctx, email, auth.ClientFromContext(ctx)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ResetPassword is the resolver for the resetPassword field.
+func (r *mutationResolver) ResetPassword(ctx context.Context, input model.ResetPasswordInput) (*model.AuthPayload, error) {
+	p, err := r.Auth.ResetPassword(ctx, input.Token, input.NewPassword, auth.ClientFromContext(ctx))
+	return r.payload(ctx, p, err)
+}
+
+// RequestEmailVerification is the resolver for the requestEmailVerification field.
+func (r *mutationResolver) RequestEmailVerification(ctx context.Context) (bool, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.Auth.RequestEmailVerification(ctx, p)
+}
+
+// VerifyEmail is the resolver for the verifyEmail field.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*models.User, error) {
+	return r.Auth.VerifyEmail(ctx, token)
+}
+
+// ChangeEmail is the resolver for the changeEmail field.
+func (r *mutationResolver) ChangeEmail(ctx context.Context, input model.ChangeEmailInput) (bool, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.Auth.ChangeEmail(ctx, p, input.NewEmail, input.CurrentPassword, auth.ClientFromContext(ctx))
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*models.User, error) {
 	p, err := principal(ctx)
@@ -141,6 +178,11 @@ func (r *sessionResolver) Current(ctx context.Context, obj *models.Session) (boo
 	return obj.ID == p.SessionID, nil
 }
 
+// EmailVerified is the resolver for the emailVerified field.
+func (r *userResolver) EmailVerified(ctx context.Context, obj *models.User) (bool, error) {
+	return obj.EmailVerifiedAt != nil, nil
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -150,8 +192,12 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 // Session returns SessionResolver implementation.
 func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }
 
+// User returns UserResolver implementation.
+func (r *Resolver) User() UserResolver { return &userResolver{r} }
+
 type (
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
 	sessionResolver  struct{ *Resolver }
+	userResolver     struct{ *Resolver }
 )

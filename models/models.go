@@ -65,6 +65,7 @@ type User struct {
 	CreatedAt          time.Time  `gorm:"not null"`
 	UpdatedAt          time.Time  `gorm:"not null"`
 	DeletedAt          *time.Time `gorm:"index"`
+	EmailVerifiedAt    *time.Time // set by verifyEmail, or by a password reset (the link reached the inbox)
 }
 
 // TableName pins the table name.
@@ -107,3 +108,63 @@ type RefreshToken struct {
 
 // TableName pins the table name.
 func (RefreshToken) TableName() string { return "refresh_tokens" }
+
+// EmailPurpose is what an EmailToken may be used for: a token of one purpose never works for another.
+type EmailPurpose string
+
+// The purposes of e-mail tokens.
+const (
+	PurposePasswordReset EmailPurpose = "password_reset"
+	PurposeVerifyEmail   EmailPurpose = "verify_email"
+	PurposeChangeEmail   EmailPurpose = "change_email"
+)
+
+// EmailToken is a single-use token mailed to a user: a password-reset link, an e-mail verification
+// link, or the link that confirms a change of address (NewEmail). Only the SHA-256 of the token is
+// stored. UsedAt is set when it is used, or when a newer token of the same purpose supersedes it.
+type EmailToken struct {
+	ID        string       `gorm:"primaryKey;size:36"`
+	UserID    string       `gorm:"size:36;not null;index"`
+	User      *User        `gorm:"constraint:OnDelete:CASCADE"`
+	Purpose   EmailPurpose `gorm:"size:16;not null"`
+	TokenHash []byte       `gorm:"size:32;not null;uniqueIndex"`
+	NewEmail  *string      `gorm:"size:254"`
+	CreatedAt time.Time    `gorm:"not null"`
+	ExpiresAt time.Time    `gorm:"not null;index"` // the janitor deletes expired tokens
+	UsedAt    *time.Time
+}
+
+// TableName pins the table name.
+func (EmailToken) TableName() string { return "email_tokens" }
+
+// MailStatus is where an outbox message stands.
+type MailStatus string
+
+// The states of an outbox message.
+const (
+	MailPending MailStatus = "pending" // waiting for (another) attempt
+	MailSent    MailStatus = "sent"    // delivered to the SMTP server
+	MailFailed  MailStatus = "failed"  // given up after the last attempt
+	MailDropped MailStatus = "dropped" // nothing to send (a reset requested for an unknown address)
+)
+
+// OutboxMail is one mail to send, written in the same transaction as what it announces, and sent by
+// the mail sender of any replica. Data (JSON) holds the template's values, a link with its raw token
+// included, only until the mail is sent or given up: then it is emptied, so that nothing stored can
+// reproduce a usable token. LeasedUntil keeps other replicas off a message being sent.
+type OutboxMail struct {
+	ID            string     `gorm:"primaryKey;size:36"`
+	Kind          string     `gorm:"size:32;not null"`
+	To            string     `gorm:"column:to_address;size:254;not null"`
+	Data          string     `gorm:"type:text;not null;default:''"`
+	Status        MailStatus `gorm:"size:16;not null;index:idx_mail_outbox_due,priority:1"`
+	Attempts      int        `gorm:"not null;default:0"`
+	NextAttemptAt time.Time  `gorm:"not null;index:idx_mail_outbox_due,priority:2"`
+	LeasedUntil   *time.Time
+	LastError     string    `gorm:"size:512;not null;default:''"`
+	CreatedAt     time.Time `gorm:"not null"`
+	SentAt        *time.Time
+}
+
+// TableName pins the table name.
+func (OutboxMail) TableName() string { return "mail_outbox" }

@@ -36,6 +36,7 @@ type Metrics struct {
 	reuse        prometheus.Counter
 	degraded     *prometheus.GaugeVec
 	fallbacks    *prometheus.CounterVec
+	mail         *prometheus.CounterVec
 
 	names atomic.Pointer[map[string]bool] // operation names used as label values (KnowOperations)
 }
@@ -59,6 +60,11 @@ type Metrics struct {
 //     because the dependency fails (redis: ratelimit counts in memory, revocation_fanout relies on
 //     database polling); series appear when Dependency is called.
 //   - gqlauth_dependency_fallbacks_total{dependency, component}: switches to the fallback.
+//   - gqlauth_mail_total{kind, outcome}: outbox mails by kind (auth.Kind*) and outcome: "queued"
+//     (counted by whoever queues it), "sent", "retry" (an attempt failed; one more will be made),
+//     "failed" (given up) or "dropped" (a reset requested for an unknown address: nothing to send).
+//     There is no gauge of pending mail: it would take a count query per scrape; the rate of
+//     "queued" minus the others tells the same story.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
 		reg: reg,
@@ -99,10 +105,14 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "gqlauth_dependency_fallbacks_total",
 			Help: "Times a component switched to its fallback because a dependency failed.",
 		}, []string{"dependency", "component"}),
+		mail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gqlauth_mail_total",
+			Help: "Outbox mails, by kind and outcome (queued, sent, retry, failed, dropped).",
+		}, []string{"kind", "outcome"}),
 	}
 	m.overruns.WithLabelValues(OverrunSlow)
 	m.overruns.WithLabelValues(OverrunAbandoned)
-	reg.MustRegister(m.httpDuration, m.inFlight, m.overruns, m.operations, m.authEvents, m.revoked, m.reuse, m.degraded, m.fallbacks,
+	reg.MustRegister(m.httpDuration, m.inFlight, m.overruns, m.operations, m.authEvents, m.revoked, m.reuse, m.degraded, m.fallbacks, m.mail,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -162,6 +172,41 @@ func (m *Metrics) LimiterOverflows(overflows func() int64) {
 		Name: "gqlauth_ratelimit_overflows_total",
 		Help: "Attempts refused because the in-memory rate limiter already held its maximum of keys.",
 	}, func() float64 { return float64(overflows()) }))
+}
+
+// MailQueued publishes gqlauth_mail_queued: the mail waiting in the outbox (pending, whatever its
+// next attempt), read from pending at each scrape. A value that only grows means SMTP is failing.
+func (m *Metrics) MailQueued(pending func() (int64, error)) {
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gqlauth_mail_queued",
+		Help: "Mail waiting in the outbox to be sent (-1 when the database could not be asked).",
+	}, func() float64 {
+		n, err := pending()
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+}
+
+// mailKinds and mailOutcomes bound the labels of gqlauth_mail_total; anything else counts as "other".
+var (
+	mailKinds = map[string]bool{auth.KindResetRequest: true, auth.KindPasswordReset: true, auth.KindVerifyEmail: true,
+		auth.KindChangeEmail: true, auth.KindPasswordChanged: true, auth.KindEmailChanged: true}
+	mailOutcomes = map[string]bool{"queued": true, "sent": true, "retry": true, "failed": true, "dropped": true}
+)
+
+// MailResult counts one outcome of an outbox mail: kind is an auth.Kind* constant, outcome one of
+// queued, sent, retry, failed, dropped (other values count as "other"). Its signature is
+// mail.SenderOptions.OnResult's.
+func (m *Metrics) MailResult(kind, outcome string) {
+	if !mailKinds[kind] {
+		kind = "other"
+	}
+	if !mailOutcomes[outcome] {
+		outcome = "other"
+	}
+	m.mail.WithLabelValues(kind, outcome).Inc()
 }
 
 // Overrun counts a request reported by Watch; kind is OverrunSlow or OverrunAbandoned.

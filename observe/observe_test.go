@@ -220,6 +220,39 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+func TestMailMetrics(t *testing.T) {
+	m := observe.NewMetrics(prometheus.NewRegistry())
+	m.MailResult(auth.KindVerifyEmail, "queued")
+	m.MailResult(auth.KindVerifyEmail, "sent")
+	m.MailResult(auth.KindResetRequest, "dropped")
+	m.MailResult(auth.KindPasswordReset, "retry")
+	m.MailResult(auth.KindPasswordReset, "retry")
+	m.MailResult("made_up", "exploded") // labels stay bounded
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	out := string(body)
+	for _, want := range []string{
+		`gqlauth_mail_total{kind="verify_email",outcome="queued"} 1`,
+		`gqlauth_mail_total{kind="verify_email",outcome="sent"} 1`,
+		`gqlauth_mail_total{kind="password_reset_request",outcome="dropped"} 1`,
+		`gqlauth_mail_total{kind="password_reset",outcome="retry"} 2`,
+		`gqlauth_mail_total{kind="other",outcome="other"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "made_up") || strings.Contains(out, "exploded") {
+		t.Fatalf("unknown kind or outcome used as a label:\n%s", out)
+	}
+}
+
 // A request that never ends used to leave no trace (the access log writes when a request ends): Watch
 // reports it while it runs, once when it is slow and once when its client has gone.
 func TestWatchReportsRequestsThatRunOn(t *testing.T) {

@@ -35,7 +35,7 @@ psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS bench_gql
 # and the access log at warn (one line per request otherwise; see docs/BENCHMARKS.md).
 start() { # name addr database_url
   mkdir -p "$work/$1"
-  ADDR=$2 DATABASE_URL=$3 DATA_DIR="$work/$1" APP_ENV=production JWT_KEYS_DIR="$work/$1/keys" \
+  ADDR=$2 DATABASE_URL=$3 DATA_DIR="$work/$1" APP_ENV=production SMTP_URL=smtp://127.0.0.1:1025 JWT_KEYS_DIR="$work/$1/keys" \
     LOGIN_RATE_LIMIT=off LOGIN_IP_RATE_LIMIT=off LOGIN_SUCCESS_RATE_LIMIT=off LOGIN_ACCOUNT_RATE_LIMIT=off REGISTER_RATE_LIMIT=off LOG_LEVEL=warn \
     "$work/server" >"$work/$1.log" 2>&1 &
   pids+=($!)

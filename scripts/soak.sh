@@ -73,7 +73,7 @@ PGOPTIONS='-c client_min_messages=warning' psql "$PG/postgres" -qc "DROP DATABAS
 
 # Production settings except the rate limits (all load comes from one IP and reuses C accounts) and
 # the access log at warn (one line per request otherwise). env execs the server: $! is its pid.
-server_env=(ADDR="$ADDR" DATABASE_URL="$PG/$DB?sslmode=disable" DATA_DIR="$work/data" APP_ENV=production
+server_env=(ADDR="$ADDR" DATABASE_URL="$PG/$DB?sslmode=disable" DATA_DIR="$work/data" APP_ENV=production SMTP_URL=smtp://127.0.0.1:1025
   JWT_KEYS_DIR="$work/keys" LOGIN_RATE_LIMIT=off LOGIN_IP_RATE_LIMIT=off LOGIN_SUCCESS_RATE_LIMIT=off LOGIN_ACCOUNT_RATE_LIMIT=off REGISTER_RATE_LIMIT=off LOG_LEVEL=warn)
 [ -n "${DB_MAX_OPEN_CONNS:-}" ] && server_env+=(DB_MAX_OPEN_CONNS="$DB_MAX_OPEN_CONNS")
 env "${server_env[@]}" "$work/server" >"$serverlog" 2>&1 &

@@ -20,7 +20,10 @@ var _ auth.AdminStore = (*DB)(nil)
 //
 //   - sessions that expired before before, or were revoked before before, with all their refresh tokens;
 //   - refresh tokens (of any session) that expired before before;
-//   - users deleted (DeleteUser) before before.
+//   - e-mail tokens that expired before before, or were used (or superseded) before before;
+//   - outbox messages that finished (sent, failed or dropped) before before: their data was emptied
+//     then, so they are only a record;
+//   - users deleted (DeleteUser) before before (their e-mail tokens go with them).
 //
 // before must be in the past by more than the access-token lifetime plus a revocation poll (the
 // janitor passes now - JANITOR_RETENTION, which config keeps above ACCESS_TOKEN_TTL + 1m): a revoked
@@ -30,8 +33,7 @@ var _ auth.AdminStore = (*DB)(nil)
 //
 // Purge is safe to run on several replicas at once: the deletes are idempotent, and on Postgres each
 // batch skips rows that another replica is deleting (FOR UPDATE SKIP LOCKED) instead of waiting on
-// them. It returns the number of rows deleted (sessions plus refresh tokens), also when it fails
-// part-way.
+// them. It returns the number of rows deleted (of every table above), also when it fails part-way.
 func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted int64, err error) {
 	if batch <= 0 {
 		return 0, fmt.Errorf("store: purge: batch must be positive (got %d)", batch)
@@ -83,11 +85,17 @@ func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted i
 		}
 	}
 
-	// Then expired tokens of sessions that are still kept (a live session's rotation chain), and last
-	// the users deleted before before: their sessions were revoked at deletion, so they went above (or
-	// go now, by ON DELETE CASCADE, if one was never revoked).
+	// Then expired tokens of sessions that are still kept (a live session's rotation chain), e-mail
+	// tokens and finished mail, and last the users deleted before before: their sessions were revoked
+	// at deletion, so they went above (or go now, by ON DELETE CASCADE, if one was never revoked).
+	// A finished message's next_attempt_at is when it finished (see MailSent), so the due index
+	// (status, next_attempt_at) finds them.
+	finished := fmt.Sprintf("status IN ('%s', '%s', '%s') AND next_attempt_at < ?", models.MailSent, models.MailFailed, models.MailDropped)
 	for _, step := range []struct{ table, where, what string }{
 		{"refresh_tokens", "expires_at < ?", "refresh tokens"},
+		{"email_tokens", "expires_at < ?", "expired e-mail tokens"},
+		{"email_tokens", "used_at < ?", "used e-mail tokens"},
+		{"mail_outbox", finished, "finished mail"},
 		{"users", "deleted_at < ?", "deleted users"},
 	} {
 		n, err := db.purgeRows(ctx, step.table, step.where+" LIMIT ?"+lock, before, batch)

@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	"gorm.io/gorm"
-
-	"gqlauth/models"
 )
 
 // migrationFiles holds the SQL migrations of both dialects, one directory each. Both directories
@@ -202,30 +199,37 @@ func (m *Migrator) check(ctx context.Context) error {
 }
 
 // checkAdoptable refuses a database with the models' tables but without goose's version table (one
-// created by the AutoMigrate releases) when it lacks a column of the models: the first migration
+// created by the AutoMigrate releases) when it lacks a column of the first migration: that migration
 // creates only what is missing as a whole (IF NOT EXISTS), so it would record version 1 over a table
 // that the code cannot use. Such a database was last opened by a release older than AutoMigrate's
-// last model change.
+// last model change. Columns that later migrations add are theirs to add, so they are not looked for.
 func (m *Migrator) checkAdoptable(ctx context.Context) error {
 	g := m.db.gorm.WithContext(ctx)
 	if g.Migrator().HasTable(versionTable) {
 		return nil
 	}
-	for _, model := range []any{&models.User{}, &models.Session{}, &models.RefreshToken{}} {
-		stmt := &gorm.Statement{DB: g}
-		if err := stmt.Parse(model); err != nil {
-			return err
-		}
-		if !g.Migrator().HasTable(stmt.Table) {
+	for _, table := range adoptedTables {
+		if !g.Migrator().HasTable(table.name) {
 			continue
 		}
-		for _, f := range stmt.Schema.Fields {
-			if f.DBName != "" && !g.Migrator().HasColumn(model, f.DBName) {
-				return fmt.Errorf("the existing table %s has no column %s: this database was last migrated by an older release; start the last release before versioned migrations on it once, then this one", stmt.Table, f.DBName)
+		for _, col := range table.columns {
+			if !g.Migrator().HasColumn(table.name, col) {
+				return fmt.Errorf("the existing table %s has no column %s: this database was last migrated by an older release; start the last release before versioned migrations on it once, then this one", table.name, col)
 			}
 		}
 	}
 	return nil
+}
+
+// adoptedTables are the tables and columns of the first migration: the schema of the last
+// AutoMigrate release, frozen (the models move on, with migrations of their own).
+var adoptedTables = []struct {
+	name    string
+	columns []string
+}{
+	{"users", []string{"id", "email", "password_hash", "role", "credentials_version", "created_at", "updated_at", "deleted_at"}},
+	{"sessions", []string{"id", "user_id", "created_at", "last_used_at", "expires_at", "revoked_at", "user_agent", "ip"}},
+	{"refresh_tokens", []string{"id", "token_hash", "session_id", "user_id", "parent_id", "created_at", "expires_at", "rotated_at", "revoked_at"}},
 }
 
 // locked runs fn holding the Postgres advisory lock, so instances that start together migrate one

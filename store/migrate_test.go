@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -230,7 +232,7 @@ func TestMigrationsRefuseToAdoptAnIncompleteTable(t *testing.T) {
 func TestMigrationsMatchModels(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		auto := mustGorm(t, dsn)
-		if err := auto.AutoMigrate(&models.User{}, &models.Session{}, &models.RefreshToken{}); err != nil {
+		if err := auto.AutoMigrate(&models.User{}, &models.Session{}, &models.RefreshToken{}, &models.EmailToken{}, &models.OutboxMail{}); err != nil {
 			t.Fatal(err)
 		}
 		migrated := mustOpen(t, freshDSN(t, dsn))
@@ -358,7 +360,7 @@ func TestMigrateUpDownUp(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, table := range []string{"users", "sessions", "refresh_tokens"} {
+		for _, table := range []string{"users", "sessions", "refresh_tokens", "email_tokens", "mail_outbox"} {
 			if g.Migrator().HasTable(table) {
 				t.Fatalf("table %s left after rolling everything back", table)
 			}
@@ -433,4 +435,84 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	if err := mustGorm(t, dsn).Raw("SELECT count(*) FROM goose_db_version WHERE version_id = 1").Scan(&recorded).Error; err != nil || recorded != 1 {
 		t.Fatalf("version 1 recorded %d times (err %v), want once", recorded, err)
 	}
+}
+
+// A database at version 1 with rows migrates to version 2 without losing any: every account is
+// there, unverified, and still logs in; rolling version 2 back keeps them too.
+func TestMigrationFromVersion1KeepsRows(t *testing.T) {
+	t.Parallel()
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		old := mustGorm(t, dsn)
+		sqlDB, err := old.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dialect, dir := goose.DialectSQLite3, "migrations/sqlite"
+		if store.IsPostgres(dsn) {
+			dialect, dir = goose.DialectPostgres, "migrations/postgres"
+		}
+		p, err := goose.NewProvider(dialect, sqlDB, os.DirFS(dir), goose.WithDisableGlobalRegistry(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.UpTo(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		hash, err := password.Hash("correct horse battery", migrationTestParams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := legacyUser{ID: uuid.NewString(), Email: "alice@example.com", PasswordHash: hash, Role: string(models.RoleAdmin), CredentialsVersion: 3, CreatedAt: now, UpdatedAt: now}
+		s := legacySession{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour)}
+		raw, rtHash, err := token.NewRefreshToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := legacyRefreshToken{TokenHash: rtHash, SessionID: s.ID, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		for _, row := range []any{&u, &s, &rt} {
+			if err := old.Omit("User", "Session").Create(row).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		db := mustOpen(t, dsn) // migrates to the latest version
+		got, err := db.UserByID(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Email != u.Email || got.PasswordHash != hash || got.Role != models.RoleAdmin || got.CredentialsVersion != 3 ||
+			!got.CreatedAt.Equal(now) || got.EmailVerifiedAt != nil {
+			t.Fatalf("user after migrating: %+v", got)
+		}
+		svc := mustService(t, db)
+		if _, err := svc.Refresh(ctx, raw, auth.Client{IP: "192.0.2.1"}); err != nil {
+			t.Fatalf("refresh after migrating: %v", err)
+		}
+		if _, err := svc.Login(ctx, u.Email, "correct horse battery", auth.Client{IP: "192.0.2.1"}); err != nil {
+			t.Fatalf("login after migrating: %v", err)
+		}
+
+		m, err := store.OpenMigrator(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if done, err := m.Down(ctx); err != nil || done.Version != 2 {
+			t.Fatalf("down: %+v, %v", done, err)
+		}
+		g := db.Gorm()
+		if g.Migrator().HasTable("email_tokens") || g.Migrator().HasTable("mail_outbox") || g.Migrator().HasColumn(&models.User{}, "email_verified_at") {
+			t.Fatal("down of version 2 left its tables or column")
+		}
+		for table, want := range map[string]int64{"users": 1, "sessions": 2, "refresh_tokens": 3} {
+			if got := rowCount(t, g, table); got != want {
+				t.Fatalf("%s: %d rows after down, want %d", table, got, want)
+			}
+		}
+		if _, err := m.Up(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

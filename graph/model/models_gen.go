@@ -29,6 +29,14 @@ type AuthPayload struct {
 	User *models.User `json:"user"`
 }
 
+// Input of changeEmail.
+type ChangeEmailInput struct {
+	// The address to move the account to; it changes only when the link mailed there is followed.
+	NewEmail string `json:"newEmail"`
+	// The password in use now.
+	CurrentPassword string `json:"currentPassword"`
+}
+
 // Input of changePassword.
 type ChangePasswordInput struct {
 	// The password in use now.
@@ -59,6 +67,14 @@ type RegisterInput struct {
 	Email string `json:"email"`
 	// Between 8 and 256 characters.
 	Password string `json:"password"`
+}
+
+// Input of resetPassword.
+type ResetPasswordInput struct {
+	// The token from the password-reset link.
+	Token string `json:"token"`
+	// The new password, between 8 and 256 characters.
+	NewPassword string `json:"newPassword"`
 }
 
 // Why a request was UNAUTHENTICATED. Sent as `errors[].extensions.reason` so a client knows
@@ -164,6 +180,12 @@ const (
 	ErrorCodeGraphqlParseFailed ErrorCode = "GRAPHQL_PARSE_FAILED"
 	// The query does not match the schema, or uses introspection where the server has it disabled (production).
 	ErrorCodeGraphqlValidationFailed ErrorCode = "GRAPHQL_VALIDATION_FAILED"
+	// A password-reset or e-mail-verification token that is unknown, expired, already used, superseded by a newer
+	// one, or meant for another purpose. Ask for a new mail.
+	ErrorCodeInvalidEmailToken ErrorCode = "INVALID_EMAIL_TOKEN"
+	// The password is right but the account's e-mail address is not verified yet, and this server requires it
+	// (REQUIRE_EMAIL_VERIFICATION): follow the link in the verification mail, or ask for a new one.
+	ErrorCodeEmailNotVerified ErrorCode = "EMAIL_NOT_VERIFIED"
 )
 
 var AllErrorCode = []ErrorCode{
@@ -182,11 +204,13 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeComplexityLimitExceeded,
 	ErrorCodeGraphqlParseFailed,
 	ErrorCodeGraphqlValidationFailed,
+	ErrorCodeInvalidEmailToken,
+	ErrorCodeEmailNotVerified,
 }
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed:
+	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed, ErrorCodeInvalidEmailToken, ErrorCodeEmailNotVerified:
 		return true
 	}
 	return false

@@ -267,14 +267,15 @@ func ResponseCookie(res *http.Response, name string) *http.Cookie {
 func Bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
 // PayloadFields selects every field of an AuthPayload.
-const PayloadFields = `accessToken tokenType expiresIn accessTokenExpiresAt refreshToken refreshTokenExpiresAt user { id email role createdAt }`
+const PayloadFields = `accessToken tokenType expiresIn accessTokenExpiresAt refreshToken refreshTokenExpiresAt user { id email role createdAt emailVerified }`
 
 // User is a User as PayloadFields selects it.
 type User struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Role      string `json:"role"`
-	CreatedAt string `json:"createdAt"`
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	Role          string `json:"role"`
+	CreatedAt     string `json:"createdAt"`
+	EmailVerified bool   `json:"emailVerified"`
 }
 
 // Pair is an AuthPayload as PayloadFields selects it.

@@ -1,6 +1,7 @@
 // Package testdb gives tests a fresh database on each engine: an SQLite file in t.TempDir() always,
 // and a fresh Postgres schema when TEST_DATABASE_URL is set. With CI=true or REQUIRE_POSTGRES=1 a
-// missing or unreachable Postgres fails the test instead of skipping it.
+// missing or unreachable Postgres fails the test instead of skipping it. It also hands out the
+// shared Redis (TEST_REDIS_URL) and Mailpit (TEST_SMTP_URL, TEST_MAILPIT_URL), on the same terms.
 package testdb
 
 import (
@@ -8,6 +9,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -117,4 +120,45 @@ func Redis(t testing.TB) string {
 		t.Skip("TEST_REDIS_URL not set; skipping the Redis run")
 	}
 	return u
+}
+
+// Mailpit returns the SMTP URL (TEST_SMTP_URL, e.g. smtp://127.0.0.1:1025) and the API base URL
+// (TEST_MAILPIT_URL, e.g. http://127.0.0.1:8025) of the shared Mailpit, once its API answers. It
+// skips the test when they are unset or Mailpit does not answer, unless CI=true or REQUIRE_MAILPIT=1
+// makes Mailpit required; then it fails. Tests share the instance: each uses recipient addresses of
+// its own (internal/mailpit.Address) and deletes nothing.
+func Mailpit(t testing.TB) (smtpURL, apiURL string) {
+	t.Helper()
+	required := os.Getenv("CI") == "true" || os.Getenv("REQUIRE_MAILPIT") == "1"
+	smtpURL, apiURL = os.Getenv("TEST_SMTP_URL"), os.Getenv("TEST_MAILPIT_URL")
+	if smtpURL == "" || apiURL == "" {
+		if required {
+			t.Fatal("TEST_SMTP_URL or TEST_MAILPIT_URL is not set, and CI=true or REQUIRE_MAILPIT=1 requires Mailpit")
+		}
+		t.Skip("TEST_SMTP_URL or TEST_MAILPIT_URL not set; skipping the Mailpit run")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/api/v1/info", nil)
+		if err != nil {
+			return err
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return errors.New(res.Status)
+		}
+		return nil
+	}()
+	if err != nil {
+		if required {
+			t.Fatalf("Mailpit at %s does not answer (%v), and CI=true or REQUIRE_MAILPIT=1 requires it", apiURL, err)
+		}
+		t.Skipf("Mailpit at %s does not answer (%v); skipping", apiURL, err)
+	}
+	return smtpURL, apiURL
 }

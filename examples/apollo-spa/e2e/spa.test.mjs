@@ -1,9 +1,11 @@
 // End-to-end test of the SPA against the real server in a headless Chromium (Debian's, never a
-// downloaded one): cookie mode, CORS, single-flight refresh, session revocation, logout.
+// downloaded one): cookie mode, CORS, single-flight refresh, session revocation, logout; and, with the
+// mail read back from Mailpit, e-mail verification and password reset.
 //
-//   npm run e2e          (needs Go, and /usr/bin/chromium: apt-get install -y chromium)
+//   npm run e2e          (needs Go, /usr/bin/chromium: apt-get install -y chromium, and Mailpit)
 //
-// Everything runs on loopback: the server on 127.0.0.1:18080, `vite preview` on localhost:5173.
+// Everything runs on loopback: the server on 127.0.0.1:18080, `vite preview` on localhost:5173, Mailpit
+// (SMTP TEST_SMTP_URL, default smtp://127.0.0.1:1025; API TEST_MAILPIT_URL, default http://127.0.0.1:8025).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -29,6 +31,11 @@ const APP_ORIGIN = 'http://localhost:5173';
 const ACCESS_TOKEN_TTL_S = 3;
 const SERVER_EXP_LEEWAY_S = 5; // the server accepts a token until 5 s (clock skew) after its exp
 
+// Mailpit, which may be shared with other tests: this test only reads mail to its own unique addresses
+// and never deletes any.
+const SMTP_URL = process.env.TEST_SMTP_URL || 'smtp://127.0.0.1:1025';
+const MAILPIT_URL = (process.env.TEST_MAILPIT_URL || 'http://127.0.0.1:8025').replace(/\/+$/, '');
+
 const SERVER_ENV = {
   ADDR: SERVER_ADDR,
   REFRESH_TOKEN_COOKIE: 'true',
@@ -36,6 +43,10 @@ const SERVER_ENV = {
   CORS_ALLOWED_ORIGINS: APP_ORIGIN,
   ACCESS_TOKEN_TTL: `${ACCESS_TOKEN_TTL_S}s`,
   LOGIN_RATE_LIMIT: 'off',
+  SMTP_URL,
+  // The mailed links open the SPA, which calls resetPassword / verifyEmail with the token.
+  PASSWORD_RESET_URL: `${APP_ORIGIN}/reset-password?token={token}`,
+  EMAIL_VERIFICATION_URL: `${APP_ORIGIN}/verify-email?token={token}`,
 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -101,6 +112,52 @@ async function gql(query, { variables, token, cookie } = {}) {
   return { status: res.status, body, cookie: setCookie?.split(';')[0] };
 }
 
+/** A unique address for one test, so that its mail can be told apart in a shared Mailpit. */
+function uniqueEmail(prefix) {
+  return `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+}
+
+async function mailpit(pathAndQuery) {
+  const res = await fetch(`${MAILPIT_URL}${pathAndQuery}`, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`Mailpit ${pathAndQuery}: HTTP ${res.status}`);
+  return res.json();
+}
+
+const mailText = new Map(); // Mailpit message ID → its text part (messages do not change)
+
+/** Every message to `to` in Mailpit, oldest first, with its subject and text part. */
+async function mailTo(to) {
+  const found = await mailpit(`/api/v1/search?limit=200&query=${encodeURIComponent(`to:"${to}"`)}`);
+  const messages = (found.messages ?? []).filter((m) => (m.To ?? []).some((r) => r.Address.toLowerCase() === to.toLowerCase()));
+  messages.sort((a, b) => Date.parse(a.Created) - Date.parse(b.Created));
+  const out = [];
+  for (const m of messages) {
+    if (!mailText.has(m.ID)) mailText.set(m.ID, (await mailpit(`/api/v1/message/${encodeURIComponent(m.ID)}`)).Text ?? '');
+    out.push({ id: m.ID, subject: m.Subject, text: mailText.get(m.ID) });
+  }
+  return out;
+}
+
+/**
+ * Waits until at least `count` mails to `to` carry a link to APP_ORIGIN + pathname (`?token=…`) in
+ * their text part, and returns the newest such link. The server sends from its outbox in the
+ * background, so the mail comes a moment after the mutation that asked for it.
+ */
+async function waitForLink(to, pathname, { count = 1, timeoutMs = 30_000 } = {}) {
+  const escaped = `${APP_ORIGIN}${pathname}`.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const pattern = new RegExp(`${escaped}\\?token=[A-Za-z0-9_-]+`);
+  const deadline = Date.now() + timeoutMs;
+  let mails = [];
+  while (Date.now() < deadline) {
+    mails = await mailTo(to);
+    const links = mails.map((m) => m.text.match(pattern)?.[0]).filter(Boolean);
+    if (links.length >= count) return links[links.length - 1];
+    await sleep(250);
+  }
+  const seen = mails.map((m) => `- ${m.subject}`).join('\n') || '(none)';
+  throw new Error(`no ${count} mail(s) with a ${pathname} link to ${to} within ${timeoutMs} ms; mail to it:\n${seen}`);
+}
+
 let tmp;
 let server;
 let preview;
@@ -115,6 +172,12 @@ before(
     for (const url of [`http://${SERVER_ADDR}/healthz`, `${APP_ORIGIN}/`]) {
       if (await portAnswers(url)) throw new Error(`something already answers at ${url}; stop it first`);
     }
+    await mailpit('/api/v1/info').catch((err) => {
+      throw new Error(
+        `no Mailpit API at ${MAILPIT_URL} (${err.message}): run mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025, ` +
+          'or set TEST_SMTP_URL and TEST_MAILPIT_URL',
+      );
+    });
     tmp = await mkdtemp(path.join(tmpdir(), 'gqlauth-spa-e2e-'));
     await rm(shotsDir, { recursive: true, force: true });
     await mkdir(shotsDir, { recursive: true });
@@ -177,11 +240,12 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90_000 }, async () => {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-
+/**
+ * Watches a page for a test: the browser console, every GraphQL call with its error codes, helpers on
+ * data-testid elements, and step(), which screenshots each step (e2e/screenshots/<prefix>-NN-<step>.png)
+ * and, when one fails, names it and adds the console, the calls and the server's log to the error.
+ */
+function watch(context, page, prefix) {
   const consoleLog = [];
   page.on('console', (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => consoleLog.push(`[pageerror] ${e.message}`));
@@ -214,7 +278,7 @@ test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90
   let shot = 0;
   const screenshot = async (name) => {
     shot += 1;
-    await page.screenshot({ path: path.join(shotsDir, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+    await page.screenshot({ path: path.join(shotsDir, `${prefix}-${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
   };
 
   const byId = (id) => page.locator(`[data-testid="${id}"]`);
@@ -223,12 +287,11 @@ test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90
   const text = (id) => byId(id).textContent();
   const rows = () => byId('session-row').count();
   const noError = async () => assert.equal(await byId('error').isVisible(), false, `error shown: ${await text('error')}`);
+  const pageErrors = () => consoleLog.filter((l) => l.startsWith('[pageerror]'));
   const refreshCookie = async () =>
     (await context.cookies(API_FOR_BROWSER)).find((c) => c.name === 'refresh_token');
 
-  const steps = [];
   const step = async (name, fn) => {
-    steps.push(name);
     try {
       await fn();
       await screenshot(name);
@@ -245,7 +308,16 @@ test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90
     }
   };
 
-  const email = `e2e-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+  return { calls, settle, refreshCalls, byId, idle, visible, text, rows, noError, refreshCookie, step, pageErrors };
+}
+
+test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const { calls, settle, refreshCalls, byId, idle, visible, text, rows, noError, refreshCookie, step, pageErrors } = watch(context, page, 'session');
+
+  const email = uniqueEmail('e2e');
   const password = 'correct horse battery';
 
   try {
@@ -386,8 +458,197 @@ test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90
       assert.equal(await byId('account').isVisible(), false);
     });
 
-    const pageErrors = consoleLog.filter((l) => l.startsWith('[pageerror]'));
-    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    assert.deepEqual(pageErrors(), [], 'uncaught errors in the page');
+  } finally {
+    await context.close().catch(() => {});
+  }
+});
+
+test('SPA: e-mail verification and password reset, with the mail read back from Mailpit', { timeout: 150_000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const { byId, idle, visible, text, noError, refreshCookie, step, pageErrors } = watch(context, page, 'mail');
+
+  const email = uniqueEmail('e2e-mail');
+  const oldPassword = 'correct horse battery';
+  const newPassword = 'tr0ubador & new staple';
+  const neutral = 'If an account exists for that address, we sent a link.';
+  const verified = () => byId('me-verified').getAttribute('data-verified');
+  const setNewPassword = async (pw, again = pw) => {
+    await byId('reset-password-input').fill(pw);
+    await byId('reset-password-confirm-input').fill(again);
+    await byId('reset-button').click();
+    await idle();
+  };
+  const logIn = async (pw) => {
+    await byId('email-input').fill(email);
+    await byId('password-input').fill(pw);
+    await byId('login-button').click();
+    await idle();
+  };
+
+  try {
+    await step('registered-unverified', async () => {
+      await page.goto(`${APP_ORIGIN}/`);
+      await idle();
+      await byId('email-input').fill(email);
+      await byId('password-input').fill(oldPassword);
+      await byId('register-button').click();
+      await idle();
+      await noError();
+      assert.equal(await text('me-email'), email);
+      assert.equal(await verified(), 'false');
+      await visible('resend-verification-button');
+    });
+
+    await step('verification-resent', async () => {
+      await waitForLink(email, '/verify-email'); // the one register sent
+      await byId('resend-verification-button').click();
+      await idle();
+      await noError();
+      assert.equal(await text('status'), `Verification e-mail sent to ${email}.`);
+    });
+
+    let verifyLink;
+    await step('verified', async () => {
+      verifyLink = await waitForLink(email, '/verify-email', { count: 2 }); // the newest: the resent one
+      await page.goto(verifyLink);
+      await idle();
+      await noError();
+      await visible('verify');
+      assert.equal(await byId('verify-result').getAttribute('data-result'), 'verified', await text('verify-result'));
+      assert.match(await text('verify-result'), new RegExp(email.replace(/[.+]/g, '\\$&')));
+      assert.equal(new URL(page.url()).search, '', 'the spent token stayed in the address bar');
+    });
+
+    await step('signed-in-view-shows-verified', async () => {
+      await byId('verify-continue-link').click();
+      await idle();
+      await noError();
+      assert.equal(await text('me-email'), email, 'the cookie session did not come back after the verify page');
+      assert.equal(await verified(), 'true');
+      assert.equal(await byId('resend-verification-button').isVisible(), false);
+    });
+
+    await step('verification-link-single-use', async () => {
+      await page.goto(verifyLink);
+      await idle();
+      await noError();
+      assert.equal(await byId('verify-result').getAttribute('data-result'), 'invalid');
+      assert.match(await text('verify-result'), /^This link is invalid or has expired\./);
+    });
+
+    await step('forgot-password-page', async () => {
+      await page.goto(`${APP_ORIGIN}/`);
+      await idle();
+      await byId('logout-button').click();
+      await idle();
+      await visible('login-form');
+      await byId('forgot-link').click();
+      await idle();
+      await visible('forgot-form');
+      assert.equal(new URL(page.url()).pathname, '/forgot-password');
+      await noError();
+    });
+
+    // The same answer for an address without an account, and no mail to it (checked below, once the
+    // mail to the real address has arrived).
+    const nobody = uniqueEmail('e2e-nobody');
+    await step('forgot-unknown-address', async () => {
+      await byId('forgot-email-input').fill(nobody);
+      await byId('forgot-button').click();
+      await idle();
+      await noError();
+      await visible('forgot-sent');
+      assert.equal(await text('forgot-sent'), neutral);
+    });
+
+    await step('forgot-known-address', async () => {
+      await byId('forgot-email-input').fill(email);
+      await byId('forgot-button').click();
+      await idle();
+      await noError();
+      await visible('forgot-sent');
+      assert.equal(await text('forgot-sent'), neutral);
+    });
+
+    let resetLink;
+    await step('reset-mail-arrived', async () => {
+      resetLink = await waitForLink(email, '/reset-password');
+      assert.deepEqual(await mailTo(nobody), [], 'mail went to an address that has no account');
+    });
+
+    await step('reset-invalid-token', async () => {
+      await page.goto(`${APP_ORIGIN}/reset-password?token=not-a-real-token`);
+      await idle();
+      await setNewPassword(newPassword);
+      await noError();
+      await visible('reset-invalid');
+      assert.equal((await text('reset-invalid')).trim(), 'This link is invalid or has expired. Request a new one.');
+      await byId('reset-request-new-link').click();
+      await idle();
+      await visible('forgot-form');
+    });
+
+    await step('reset-passwords-differ', async () => {
+      await page.goto(resetLink);
+      await idle();
+      await visible('reset-form');
+      await setNewPassword(newPassword, `${newPassword}!`);
+      await visible('reset-field-error');
+      assert.equal(await text('reset-field-error'), 'The two passwords do not match.');
+    });
+
+    await step('reset-weak-password-keeps-link', async () => {
+      await setNewPassword('short');
+      await noError();
+      await visible('reset-field-error');
+      assert.notEqual(await text('reset-field-error'), 'The two passwords do not match.');
+      await visible('reset-form');
+    });
+
+    await step('reset-signed-in', async () => {
+      await setNewPassword(newPassword);
+      await noError();
+      await visible('account');
+      assert.equal(await text('me-email'), email);
+      assert.equal(await verified(), 'true');
+      assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, '/', 'the spent link stayed in the address bar');
+      assert.ok(await refreshCookie(), 'resetPassword set no refresh_token cookie');
+      assert.equal(await text('status'), 'Your password was changed; every other session was signed out.');
+      await page.reload();
+      await idle();
+      await noError();
+      assert.equal(await text('me-email'), email, 'the session of the reset did not survive a reload');
+    });
+
+    await step('reset-link-single-use', async () => {
+      await page.goto(resetLink);
+      await idle();
+      await setNewPassword('yet another password');
+      await noError();
+      await visible('reset-invalid');
+    });
+
+    await step('old-password-refused', async () => {
+      await page.goto(`${APP_ORIGIN}/`);
+      await idle();
+      await byId('logout-button').click();
+      await idle();
+      await visible('login-form');
+      await logIn(oldPassword);
+      await visible('error');
+      assert.match(await text('error'), /^INVALID_CREDENTIALS/);
+    });
+
+    await step('new-password-works', async () => {
+      await logIn(newPassword);
+      await noError();
+      assert.equal(await text('me-email'), email);
+    });
+
+    assert.deepEqual(pageErrors(), [], 'uncaught errors in the page');
   } finally {
     await context.close().catch(() => {});
   }

@@ -1,7 +1,14 @@
 import './style.css';
 import { CombinedGraphQLErrors } from '@apollo/client';
 import { client } from './apollo';
-import { clearAccessToken, onLoggedOut, RefreshError, refreshAccessToken, setAccessToken } from './auth';
+import {
+  clearAccessToken,
+  getAccessToken,
+  onLoggedOut,
+  RefreshError,
+  refreshAccessToken,
+  setAccessToken,
+} from './auth';
 import type { SessionsQuery } from './gql/graphql';
 import {
   loginMutation,
@@ -9,8 +16,12 @@ import {
   logoutMutation,
   meQuery,
   registerMutation,
+  requestEmailVerificationMutation,
+  requestPasswordResetMutation,
+  resetPasswordMutation,
   revokeSessionMutation,
   sessionsQuery,
+  verifyEmailMutation,
 } from './operations';
 
 function byTestId<T extends HTMLElement>(id: string): T {
@@ -27,11 +38,37 @@ const ui = {
   password: byTestId<HTMLInputElement>('password-input'),
   account: byTestId<HTMLElement>('account'),
   meEmail: byTestId<HTMLElement>('me-email'),
+  meVerified: byTestId<HTMLElement>('me-verified'),
+  resendVerification: byTestId<HTMLButtonElement>('resend-verification-button'),
+  forgotForm: byTestId<HTMLFormElement>('forgot-form'),
+  forgotEmail: byTestId<HTMLInputElement>('forgot-email-input'),
+  forgotSent: byTestId<HTMLParagraphElement>('forgot-sent'),
+  resetForm: byTestId<HTMLFormElement>('reset-form'),
+  resetPassword: byTestId<HTMLInputElement>('reset-password-input'),
+  resetConfirm: byTestId<HTMLInputElement>('reset-password-confirm-input'),
+  resetFieldError: byTestId<HTMLParagraphElement>('reset-field-error'),
+  resetInvalid: byTestId<HTMLElement>('reset-invalid'),
+  verify: byTestId<HTMLElement>('verify'),
+  verifyResult: byTestId<HTMLParagraphElement>('verify-result'),
   sessions: byTestId<HTMLTableSectionElement>('sessions'),
   refresh: byTestId<HTMLButtonElement>('refresh-button'),
   logout: byTestId<HTMLButtonElement>('logout-button'),
   logoutAll: byTestId<HTMLButtonElement>('logout-all-button'),
 };
+
+// The page's views: exactly one is shown at a time (see showView).
+const views = [ui.form, ui.account, ui.forgotForm, ui.resetForm, ui.resetInvalid, ui.verify];
+
+function showView(view: HTMLElement): void {
+  for (const v of views) v.hidden = v !== view;
+}
+
+/** The error code of a GraphQL error response (extensions.code), or undefined for anything else. */
+function errorCode(err: unknown): string | undefined {
+  if (!CombinedGraphQLErrors.is(err)) return undefined;
+  const code = err.errors[0]?.extensions?.code;
+  return typeof code === 'string' ? code : undefined;
+}
 
 /** "CODE (reason or field): message", from the server's errors[].extensions. */
 function describeError(err: unknown): string {
@@ -56,10 +93,10 @@ function clearError(): void {
 }
 
 function showLogin(status = 'Not signed in.'): void {
-  ui.account.hidden = true;
   ui.meEmail.textContent = '';
+  ui.meVerified.textContent = '';
   ui.sessions.replaceChildren();
-  ui.form.hidden = false;
+  showView(ui.form);
   ui.status.textContent = status;
 }
 
@@ -104,6 +141,13 @@ function renderSessions(sessions: SessionsQuery['sessions']): void {
   );
 }
 
+function renderVerified(verified: boolean): void {
+  ui.meVerified.textContent = verified ? '✔ E-mail address verified' : 'E-mail address not verified yet';
+  ui.meVerified.className = verified ? 'verified' : 'unverified';
+  ui.meVerified.dataset.verified = String(verified);
+  ui.resendVerification.hidden = verified;
+}
+
 /** Loads me and sessions in parallel and shows the logged-in view. */
 async function loadAccount(): Promise<void> {
   const [me, sessions] = await Promise.all([
@@ -112,9 +156,9 @@ async function loadAccount(): Promise<void> {
   ]);
   if (!me.data || !sessions.data) throw new Error('empty response');
   ui.meEmail.textContent = me.data.me.email;
+  renderVerified(me.data.me.emailVerified);
   renderSessions(sessions.data.sessions);
-  ui.form.hidden = true;
-  ui.account.hidden = false;
+  showView(ui.account);
   ui.status.textContent = `Loaded at ${new Date().toLocaleTimeString()}.`;
 }
 
@@ -187,19 +231,165 @@ ui.logoutAll.addEventListener('click', () =>
   }),
 );
 
+ui.resendVerification.addEventListener('click', () =>
+  void run(async () => {
+    await client.mutate({ mutation: requestEmailVerificationMutation });
+    ui.status.textContent = `Verification e-mail sent to ${ui.meEmail.textContent ?? 'your address'}.`;
+  }),
+);
+
+// Forgot password: the answer is the same whether or not an account has the address (the server
+// answers true either way, so the page cannot tell, and neither can anyone probing for accounts).
+ui.forgotForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void run(async () => {
+    ui.forgotSent.hidden = true;
+    await client.mutate({ mutation: requestPasswordResetMutation, variables: { email: ui.forgotEmail.value } });
+    ui.forgotSent.hidden = false;
+  });
+});
+
+ui.resetForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const newPassword = ui.resetPassword.value;
+  clearError();
+  ui.resetFieldError.hidden = true;
+  if (newPassword !== ui.resetConfirm.value) {
+    showFieldError('The two passwords do not match.');
+    return;
+  }
+  const token = linkToken();
+  void run(async () => {
+    let accessToken: string;
+    try {
+      const { data } = await client.mutate({ mutation: resetPasswordMutation, variables: { input: { token, newPassword } } });
+      if (!data) throw new Error('empty response');
+      accessToken = data.resetPassword.accessToken;
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === 'INVALID_EMAIL_TOKEN') {
+        showView(ui.resetInvalid);
+        return;
+      }
+      // The password is not allowed; the token stays usable, so the form stays up for another try.
+      if (code === 'BAD_USER_INPUT' && CombinedGraphQLErrors.is(err)) {
+        showFieldError(err.errors[0]?.message ?? 'This password is not allowed.');
+        return;
+      }
+      throw err;
+    }
+    // Signed in, like login: every other session of the account was revoked, this one is new and its
+    // refresh token arrived as the HttpOnly cookie. The spent link leaves the address bar and history.
+    setAccessToken(accessToken);
+    ui.resetPassword.value = '';
+    ui.resetConfirm.value = '';
+    history.replaceState(null, '', '/');
+    await loadAccount();
+    ui.status.textContent = 'Your password was changed; every other session was signed out.';
+  });
+});
+
+function showFieldError(message: string): void {
+  ui.resetFieldError.textContent = message;
+  ui.resetFieldError.hidden = false;
+}
+
+/** The token of a mailed link (`?token=…`), or '' when there is none. */
+function linkToken(): string {
+  return new URLSearchParams(location.search).get('token') ?? '';
+}
+
+async function verifyEmail(): Promise<void> {
+  const token = linkToken();
+  ui.verifyResult.dataset.result = 'pending';
+  ui.verifyResult.textContent = 'Verifying your e-mail address…';
+  try {
+    if (!token) throw new Error('no token');
+    const { data } = await client.mutate({ mutation: verifyEmailMutation, variables: { token } });
+    if (!data) throw new Error('empty response');
+    ui.verifyResult.dataset.result = 'verified';
+    ui.verifyResult.textContent = `Thank you: ${data.verifyEmail.email} is verified.`;
+  } catch (err) {
+    if (token && errorCode(err) !== 'INVALID_EMAIL_TOKEN') {
+      ui.verifyResult.dataset.result = 'error';
+      ui.verifyResult.textContent = 'The address could not be verified.';
+      throw err; // shown with its code (EMAIL_TAKEN, RATE_LIMITED, a network error, …)
+    }
+    ui.verifyResult.dataset.result = 'invalid';
+    ui.verifyResult.textContent =
+      'This link is invalid or has expired. Log in and use "Resend verification e-mail" to get a new one.';
+  } finally {
+    // The token is spent (or useless): drop it from the address bar, so a reload does not send it again.
+    history.replaceState(null, '', '/verify-email');
+  }
+}
+
+type Route = 'home' | 'forgot' | 'reset' | 'verify';
+
+function currentRoute(): Route {
+  switch (location.pathname) {
+    case '/forgot-password':
+      return 'forgot';
+    case '/reset-password':
+      return 'reset';
+    case '/verify-email':
+      return 'verify';
+    default:
+      return 'home';
+  }
+}
+
+/** Shows the view of the address bar's path. The server (vite dev/preview, or any static host set up
+ *  for an SPA) answers every path with index.html, so the mailed links open this page. */
+async function route(): Promise<void> {
+  clearError();
+  switch (currentRoute()) {
+    case 'forgot':
+      ui.forgotSent.hidden = true;
+      if (!ui.forgotEmail.value) ui.forgotEmail.value = ui.email.value;
+      showView(ui.forgotForm);
+      ui.status.textContent = '';
+      return;
+    case 'reset':
+      ui.resetFieldError.hidden = true;
+      showView(linkToken() ? ui.resetForm : ui.resetInvalid);
+      ui.status.textContent = '';
+      return;
+    case 'verify':
+      showView(ui.verify);
+      ui.status.textContent = '';
+      return verifyEmail();
+    case 'home':
+      // There may be no access token (it lives in memory only, so a page load starts without one): the
+      // refresh-token cookie, if any, gets one. No cookie or a dead session: the login form.
+      try {
+        if (getAccessToken() !== null || (await refreshAccessToken())) await loadAccount();
+      } finally {
+        if (ui.account.hidden) showLogin();
+      }
+  }
+}
+
+function navigate(path: string): void {
+  history.pushState(null, '', path);
+  void run(route);
+}
+
+// Links marked data-route switch views without a page load (which would drop the in-memory token).
+document.addEventListener('click', (event) => {
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const link = (event.target as Element | null)?.closest<HTMLAnchorElement>('a[data-route]');
+  if (!link) return;
+  event.preventDefault();
+  navigate(link.pathname + link.search);
+});
+window.addEventListener('popstate', () => void run(route));
+
 // A refresh found the session over (revoked elsewhere, expired, logged out in another tab).
 onLoggedOut(() => {
   void client.clearStore();
-  showLogin('Your session has ended. Please log in.');
+  if (currentRoute() === 'home') showLogin('Your session has ended. Please log in.');
 });
 
-// On load there is no access token (it lived in memory only): the refresh-token cookie, if any,
-// gets one. No cookie or a dead session: the login form.
-// (index.html starts with aria-busy="true"; run() removes it when this is done.)
-void run(async () => {
-  try {
-    if (await refreshAccessToken()) await loadAccount();
-  } finally {
-    if (ui.account.hidden) showLogin();
-  }
-});
+// (index.html starts with aria-busy="true"; run() removes it when the first view is ready.)
+void run(route);

@@ -10,6 +10,7 @@ export const meQuery = graphql(`
       email
       role
       createdAt
+      emailVerified
     }
   }
 `);
@@ -82,5 +83,43 @@ export const logoutAllMutation = graphql(`
 export const revokeSessionMutation = graphql(`
   mutation RevokeSession($id: ID!) {
     revokeSession(id: $id)
+  }
+`);
+
+// Always true, for known and unknown addresses alike: the page shows one neutral confirmation.
+export const requestPasswordResetMutation = graphql(`
+  mutation RequestPasswordReset($email: String!) {
+    requestPasswordReset(email: $email)
+  }
+`);
+
+// Like login: in cookie mode the new session's refresh token arrives as the HttpOnly cookie.
+export const resetPasswordMutation = graphql(`
+  mutation ResetPassword($input: ResetPasswordInput!) {
+    resetPassword(input: $input) {
+      accessToken
+      expiresIn
+      user {
+        id
+        email
+      }
+    }
+  }
+`);
+
+export const requestEmailVerificationMutation = graphql(`
+  mutation RequestEmailVerification {
+    requestEmailVerification
+  }
+`);
+
+// Public: the link works in any browser, signed in or not.
+export const verifyEmailMutation = graphql(`
+  mutation VerifyEmail($token: String!) {
+    verifyEmail(token: $token) {
+      id
+      email
+      emailVerified
+    }
   }
 `);
