@@ -200,7 +200,7 @@ func (s *Sender) deliver(ctx context.Context, m auth.Mail) bool {
 		}
 		resolved.Attempts = m.Attempts
 		m = resolved
-		log = log.With("mail_id", m.ID, "kind", m.Kind)
+		log = s.o.Logger.With("mail_id", m.ID, "kind", m.Kind, "attempt", m.Attempts+1) // the resolved kind, once
 	}
 
 	msg, err := s.tpl.Render(m.ID, m.Kind, m.To, m.Data)

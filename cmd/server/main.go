@@ -26,10 +26,19 @@ import (
 )
 
 func main() {
-	// The first SIGINT or SIGTERM starts a graceful shutdown; once it has, the signals' default
-	// action is restored, so a second one kills the process.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop)
+	// The first SIGINT or SIGTERM starts a graceful shutdown; a second one kills the process. The
+	// signals' default action is restored *before* the shutdown begins (signal.NotifyContext would
+	// restore it only after cancelling, from another goroutine): whoever sees the shutdown start,
+	// /readyz turning 503 say, can rely on a second signal killing the process.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		signal.Stop(sigs)
+		cancel()
+	}()
 	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("server stopped", "err", err)
 		os.Exit(1)
