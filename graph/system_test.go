@@ -228,47 +228,55 @@ func TestNoPlaintextSecretsAtRest(t *testing.T) {
 		l := e.Login("alice@example.com", pw)
 		secrets := []string{pw, p.RefreshToken, q.RefreshToken, l.RefreshToken, p.AccessToken, q.AccessToken}
 
-		var dump strings.Builder
-		db := e.App.Store.Gorm()
-		for _, table := range []string{"users", "sessions", "refresh_tokens"} {
-			rows, err := db.Raw("SELECT * FROM " + table).Rows()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cols, _ := rows.Columns()
-			n := 0
-			for rows.Next() {
-				n++
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
-				for _, v := range vals {
-					if b, ok := v.([]byte); ok {
-						fmt.Fprintf(&dump, "%s|%x|%s|", b, b, base64.RawURLEncoding.EncodeToString(b))
-					} else {
-						fmt.Fprintf(&dump, "%v|", v)
-					}
-				}
-			}
-			rows.Close()
-			if n == 0 {
-				t.Fatalf("table %s is empty", table)
-			}
-		}
+		dump := dumpTables(t, e, "users", "sessions", "refresh_tokens", "email_tokens", "mail_outbox")
 		for _, s := range secrets {
-			if strings.Contains(dump.String(), s) {
+			if strings.Contains(dump, s) {
 				t.Fatalf("a secret is stored in plaintext: %.12s…", s)
 			}
 		}
-		if !strings.Contains(dump.String(), "$argon2id$v=19$") {
+		if !strings.Contains(dump, "$argon2id$v=19$") {
 			t.Fatal("password hash is not argon2id PHC")
 		}
 	})
+}
+
+// dumpTables returns every value of every row of tables as text, a byte value also in hex and
+// base64url, so that a test can look for a secret in any form; it fails when a table is empty.
+func dumpTables(t *testing.T, e *apptest.Env, tables ...string) string {
+	t.Helper()
+	var dump strings.Builder
+	db := e.App.Store.Gorm()
+	for _, table := range tables {
+		rows, err := db.Raw("SELECT * FROM " + table).Rows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		n := 0
+		for rows.Next() {
+			n++
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				if b, ok := v.([]byte); ok {
+					fmt.Fprintf(&dump, "%s|%x|%s|", b, b, base64.RawURLEncoding.EncodeToString(b))
+				} else {
+					fmt.Fprintf(&dump, "%v|", v)
+				}
+			}
+		}
+		_ = rows.Close()
+		if n == 0 {
+			t.Fatalf("table %s is empty", table)
+		}
+	}
+	return dump.String()
 }
 
 // Stored hashes are upgraded at login when the configured argon2id parameters change.
