@@ -9,11 +9,16 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +114,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
+	totpKeys, err := openTOTPKeys(cfg, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	a.Metrics = observe.NewMetrics(prometheus.NewRegistry())
 	a.Metrics.KnowOperations(append(graph.OperationNames(), cfg.MetricsOperationNames...)...)
 	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts, a.Metrics)
@@ -146,6 +155,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		ResetEmailRate:           cfg.ResetEmailRateLimit,
 		ResetIPRate:              cfg.ResetIPRateLimit,
 		KickMail:                 a.kickMail,
+
+		Factors:      a.Store,
+		TOTPKeys:     totpKeys,
+		TOTPIssuer:   cfg.TOTPIssuer,
+		MFARate:      cfg.MFARateLimit,
+		ReauthMaxAge: cfg.ReauthMaxAge,
+		WebAuthn:     auth.WebAuthnOptions{RPID: cfg.WebAuthnRPID, RPDisplayName: cfg.WebAuthnRPName, RPOrigins: cfg.WebAuthnRPOrigins},
 	})
 	if err != nil {
 		return nil, err
@@ -337,4 +353,43 @@ func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (
 	broadcaster := fanout.NewRedis(client, fanout.Channel, opts.Logger)
 	broadcaster.OnChange = metrics.Dependency("redis", "revocation_fanout")
 	return limiter, broadcaster, func() { _ = client.Close() }, nil
+}
+
+// openTOTPKeys returns TOTP_ENCRYPTION_KEY's keys or, in development without it, a key generated on
+// first start and kept in DATA_DIR (0600), so that TOTP keeps working across restarts of a laptop
+// server. Production refuses to start without the setting (config.Validate).
+func openTOTPKeys(cfg *config.Config, log *slog.Logger) ([][]byte, error) {
+	if len(cfg.TOTPKeys) > 0 {
+		return cfg.TOTPKeys, nil
+	}
+	path := cfg.TOTPKeyFile()
+	if b, err := os.ReadFile(path); err == nil {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("%s: not a base64 32-byte key; delete it to generate a new one (TOTP secrets sealed with it become unusable)", path)
+		}
+		return [][]byte{key}, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read TOTP key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return openTOTPKeys(cfg, log) // another process created it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write TOTP key: %w", err)
+	}
+	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return nil, fmt.Errorf("write TOTP key: %w", err)
+	}
+	log.Warn("generated a TOTP encryption key for development; set TOTP_ENCRYPTION_KEY in production", "file", path)
+	return [][]byte{key}, nil
 }

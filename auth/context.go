@@ -14,6 +14,10 @@ type Principal struct {
 	SessionID string
 	Role      models.Role
 	ExpiresAt time.Time
+	// AMR and AuthTime are how and when the session's user last authenticated, from the token's amr
+	// and auth_time claims (zero for a token minted before they were issued).
+	AMR      []string
+	AuthTime time.Time
 }
 
 // Client describes where a request came from; it is recorded on the session.

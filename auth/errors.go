@@ -31,6 +31,19 @@ var (
 	// the service requires it (Options.RequireEmailVerification).
 	ErrEmailNotVerified = errors.New("auth: email not verified")
 
+	// ErrMFARequired matches (errors.Is) every *MFARequiredError: the password was right and the
+	// account has TOTP on, so the login continues with VerifyMFA.
+	ErrMFARequired = errors.New("auth: second factor required")
+	// ErrInvalidMFACode: a TOTP or recovery code that is wrong or already used.
+	ErrInvalidMFACode = errors.New("auth: invalid MFA code")
+	// ErrInvalidMFAChallenge: an MFA challenge that is unknown, expired, used, or spent by five wrong codes.
+	ErrInvalidMFAChallenge = errors.New("auth: invalid MFA challenge")
+	// ErrInvalidPasskey: any refused passkey ceremony (replay, wrong origin or challenge, bad
+	// signature, unknown, deleted or cloned credential, user verification missing), all alike.
+	ErrInvalidPasskey = errors.New("auth: invalid passkey")
+	// ErrReauthenticationRequired matches every *ReauthenticationRequiredError.
+	ErrReauthenticationRequired = errors.New("auth: reauthentication required")
+
 	// ErrUnavailable: a dependency (the database) could not be reached or broke off; the operation
 	// was not carried out, or its outcome is unknown to the server, and a retry is the remedy. A Store
 	// wraps such errors with it (errors.Is matches; the driver's error stays in the chain for logs).
@@ -66,3 +79,28 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string { return "auth: invalid " + e.Field + ": " + e.Message }
+
+// MFARequiredError is a login whose password was right for an account with a second factor:
+// Challenge (opaque, single use, valid MFAChallengeTTL) and a code finish it through VerifyMFA.
+type MFARequiredError struct {
+	Challenge string
+}
+
+func (e *MFARequiredError) Error() string { return "auth: second factor required" }
+
+// Is makes errors.Is(err, ErrMFARequired) true.
+func (e *MFARequiredError) Is(target error) bool { return target == ErrMFARequired }
+
+// ReauthenticationRequiredError is a field that needs an authentication no older than MaxAge.
+type ReauthenticationRequiredError struct {
+	MaxAge time.Duration
+}
+
+func (e *ReauthenticationRequiredError) Error() string {
+	return "auth: reauthentication required (older than " + e.MaxAge.String() + ")"
+}
+
+// Is makes errors.Is(err, ErrReauthenticationRequired) true.
+func (e *ReauthenticationRequiredError) Is(target error) bool {
+	return target == ErrReauthenticationRequired
+}

@@ -243,7 +243,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 		return nil, err
 	}
 	now := s.now()
-	sess, rt, rawRefresh, err := s.newSession(u, c, now)
+	sess, rt, rawRefresh, err := s.newSession(u, c, now, AMRPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 		u.EmailVerifiedAt = &now
 	}
 	s.emit(ctx, Event{Kind: EventPasswordReset, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(ids)})
-	return s.pair(u, sess.ID, rawRefresh, sess.ExpiresAt)
+	return s.pair(u, sess.ID, rawRefresh, sess.ExpiresAt, sessionAuth(sess))
 }
 
 // RequestEmailVerification mails a new verification link to the caller's address and returns true;

@@ -82,6 +82,32 @@ type Options struct {
 	// KickMail, if set, is called after a commit that queued mail, to wake the mail sender at once.
 	// It must not block.
 	KickMail func()
+
+	// Factors holds TOTP secrets, recovery codes, challenges and passkeys (see mfa.go, passkey.go).
+	// Without it the second-factor and passkey operations fail with an internal error.
+	Factors FactorStore
+	// TOTPKeys are the AES-256 keys (32 bytes each) that seal TOTP secrets at rest: the first seals,
+	// every one opens (so a key can be rotated in). Without one, TOTP enrolment fails.
+	TOTPKeys [][]byte
+	// TOTPIssuer names the service in otpauth URIs (what the authenticator app shows); "" means "gqlauth".
+	TOTPIssuer string
+	// MFARate limits wrong second-factor codes per account, across challenges and clients (a zero
+	// Rate is unlimited).
+	MFARate ratelimit.Rate
+	// ReauthMaxAge is how old an authentication may be for the fields that need a fresh one
+	// (@auth(fresh: true)); 0 means 10 minutes.
+	ReauthMaxAge time.Duration
+	// WebAuthn is the relying party of passkeys: its id (a domain, such as "localhost" or
+	// "example.com"), display name and the origins allowed to use it. Without RPID, the passkey
+	// operations fail with an internal error.
+	WebAuthn WebAuthnOptions
+}
+
+// WebAuthnOptions configure the WebAuthn relying party.
+type WebAuthnOptions struct {
+	RPID          string
+	RPDisplayName string
+	RPOrigins     []string
 }
 
 // Service implements the authentication rules. It is safe for concurrent use.
@@ -120,6 +146,12 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	}
 	if opts.EmailVerificationTTL <= 0 {
 		opts.EmailVerificationTTL = 24 * time.Hour
+	}
+	if opts.ReauthMaxAge <= 0 {
+		opts.ReauthMaxAge = 10 * time.Minute
+	}
+	if opts.TOTPIssuer == "" {
+		opts.TOTPIssuer = "gqlauth"
 	}
 	dummy, err := password.Hash("dummy password for unknown e-mails", opts.Password)
 	if err != nil {
@@ -207,7 +239,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 	}
 	now := s.now()
 	u := &models.User{ID: uuid.NewString(), Email: email, PasswordHash: hash, Role: models.RoleUser, CreatedAt: now, UpdatedAt: now}
-	sess, rt, rawToken, err := s.newSession(u, c, now)
+	sess, rt, rawToken, err := s.newSession(u, c, now, AMRPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +258,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, c Client) (*Pa
 			s.log.WarnContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
 		}
 	}
-	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt)
+	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt, sessionAuth(sess))
 }
 
 // countClient counts an attempt of kind ("login", "register") for the client's address and, for
@@ -323,7 +355,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 			}
 		}
 	}
-	sess, rt, rawToken, err := s.newSession(u, c, now)
+	sess, rt, rawToken, err := s.newSession(u, c, now, AMRPassword)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +376,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 	t.undo(ctx, "login:net:"+k.net)
 	s.revs.add(ctx, evicted, at, s.log)
 	s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(evicted)})
-	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt)
+	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt, sessionAuth(sess))
 }
 
 // userByEmail finds the account of a canonical address or, failing that, of the address as it was
@@ -413,7 +445,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, err
 			return nil, fmt.Errorf("refresh: %w", err)
 		}
 		s.emit(ctx, Event{Kind: EventRefresh, Outcome: OutcomeOK, UserID: rt.UserID, SessionID: sess.ID, IP: c.IP})
-		return s.pair(rt.User, sess.ID, newRaw, expires)
+		return s.pair(rt.User, sess.ID, newRaw, expires, sessionAuth(sess)) // a refresh keeps the session's authentication
 	}
 	return nil, ErrRefreshTokenInvalid
 }
@@ -533,7 +565,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	u.PasswordHash, u.CredentialsVersion = hash, u.CredentialsVersion+1
 	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
 	s.notify(ctx, Mail{Kind: KindPasswordChanged, To: u.Email})
-	return s.pair(u, p.SessionID, raw, expires)
+	return s.pair(u, p.SessionID, raw, expires, principalAuth(p))
 }
 
 // checkCurrentPassword checks the current password of the caller's account u for op (changePassword,
@@ -633,11 +665,23 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (*Principal, err
 	if revoked {
 		return nil, ErrSessionRevoked
 	}
-	p := &Principal{UserID: claims.Subject, SessionID: claims.SessionID, Role: role}
+	p := &Principal{UserID: claims.Subject, SessionID: claims.SessionID, Role: role, AMR: claims.AMR}
 	if claims.ExpiresAt != nil {
 		p.ExpiresAt = claims.ExpiresAt.Time
 	}
+	if claims.AuthTime != nil {
+		p.AuthTime = claims.AuthTime.Time
+	}
 	return p, nil
+}
+
+// CheckFresh returns a *ReauthenticationRequiredError unless p's authentication (its token's
+// auth_time) is at most ReauthMaxAge old: the rule of the fields marked @auth(fresh: true).
+func (s *Service) CheckFresh(p *Principal) error {
+	if p.AuthTime.IsZero() || s.now().Sub(p.AuthTime) > s.opts.ReauthMaxAge {
+		return &ReauthenticationRequiredError{MaxAge: s.opts.ReauthMaxAge}
+	}
+	return nil
 }
 
 // Authorize returns ErrForbidden unless p's role is at least requires.
@@ -713,7 +757,9 @@ func validID(id string) bool {
 	return err == nil
 }
 
-func (s *Service) newSession(u *models.User, c Client, now time.Time) (*models.Session, *models.RefreshToken, string, error) {
+// newSession makes a session of u authenticated now by the methods amr (AMR values, see
+// models.Session.AMR), with its first refresh token.
+func (s *Service) newSession(u *models.User, c Client, now time.Time, amr ...string) (*models.Session, *models.RefreshToken, string, error) {
 	raw, hash, err := token.NewRefreshToken()
 	if err != nil {
 		return nil, nil, "", err
@@ -721,13 +767,31 @@ func (s *Service) newSession(u *models.User, c Client, now time.Time) (*models.S
 	sess := &models.Session{
 		ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.opts.RefreshTokenTTL),
 		UserAgent: optional(c.UserAgent, 512), IP: optional(c.IP, 64),
+		AMR: strings.Join(amr, ","), AuthTime: &now,
 	}
 	rt := &models.RefreshToken{TokenHash: hash, SessionID: sess.ID, UserID: u.ID, CreatedAt: now, ExpiresAt: sess.ExpiresAt}
 	return sess, rt, raw, nil
 }
 
-func (s *Service) pair(u *models.User, sessionID, refresh string, refreshExpires time.Time) (*Pair, error) {
-	access, exp, err := s.tokens.Issue(u.ID, sessionID, string(u.Role))
+// sessionAuth is how and when sess's user last authenticated, as its access tokens carry it.
+func sessionAuth(sess *models.Session) token.Authentication {
+	a := token.Authentication{AMR: []string{AMRPassword}, Time: sess.CreatedAt}
+	if sess.AMR != "" {
+		a.AMR = strings.Split(sess.AMR, ",")
+	}
+	if sess.AuthTime != nil {
+		a.Time = *sess.AuthTime
+	}
+	return a
+}
+
+// principalAuth is the authentication of p's session as its access token carried it.
+func principalAuth(p *Principal) token.Authentication {
+	return token.Authentication{AMR: p.AMR, Time: p.AuthTime}
+}
+
+func (s *Service) pair(u *models.User, sessionID, refresh string, refreshExpires time.Time, a token.Authentication) (*Pair, error) {
+	access, exp, err := s.tokens.IssueAuthenticated(u.ID, sessionID, string(u.Role), a)
 	if err != nil {
 		return nil, fmt.Errorf("issue access token: %w", err)
 	}

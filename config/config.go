@@ -3,6 +3,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,6 +97,15 @@ type Config struct {
 	ResetEmailRateLimit      ratelimit.Rate // RESET_EMAIL_RATE_LIMIT: reset requests per e-mail address (and links per recipient)
 	ResetIPRateLimit         ratelimit.Rate // RESET_IP_RATE_LIMIT: reset requests per client address
 	MailTemplatesDir         string         // MAIL_TEMPLATES_DIR: templates overriding the built-in ones
+
+	// Second factors and passkeys.
+	TOTPKeys          [][]byte       // TOTP_ENCRYPTION_KEY: base64 32-byte AES keys, comma-separated (the first seals, all open); never logged
+	TOTPIssuer        string         // TOTP_ISSUER: the issuer named in otpauth URIs
+	MFARateLimit      ratelimit.Rate // MFA_RATE_LIMIT: wrong second-factor codes per account
+	ReauthMaxAge      time.Duration  // REAUTH_MAX_AGE: how recent an authentication @auth(fresh: true) fields need
+	WebAuthnRPID      string         // WEBAUTHN_RP_ID: the relying party id (a domain)
+	WebAuthnRPName    string         // WEBAUTHN_RP_NAME: the name authenticators show
+	WebAuthnRPOrigins []string       // WEBAUTHN_RP_ORIGINS: origins allowed to use passkeys (comma-separated)
 
 	// GoMemLimit is GOMEMLIMIT, which the Go runtime applies itself; when it is set the server sets
 	// no memory limit of its own. Read here so that config stays the only code that reads the environment.
@@ -209,6 +219,29 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		ResetEmailRateLimit:      rate("RESET_EMAIL_RATE_LIMIT", "3/1h"),
 		ResetIPRateLimit:         rate("RESET_IP_RATE_LIMIT", "20/1h"),
 		MailTemplatesDir:         get("MAIL_TEMPLATES_DIR", ""),
+
+		TOTPIssuer:     get("TOTP_ISSUER", DefaultIssuer),
+		MFARateLimit:   rate("MFA_RATE_LIMIT", "10/15m"),
+		ReauthMaxAge:   dur("REAUTH_MAX_AGE", "10m"),
+		WebAuthnRPID:   get("WEBAUTHN_RP_ID", "localhost"),
+		WebAuthnRPName: get("WEBAUTHN_RP_NAME", DefaultIssuer),
+	}
+	for _, o := range strings.Split(get("WEBAUTHN_RP_ORIGINS", "http://localhost:8080"), ",") {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
+			c.WebAuthnRPOrigins = append(c.WebAuthnRPOrigins, o)
+		}
+	}
+	for i, k := range strings.Split(get("TOTP_ENCRYPTION_KEY", ""), ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(key) != 32 {
+			// Never quote the value: it is a secret.
+			errs = append(errs, fmt.Errorf("TOTP_ENCRYPTION_KEY: key %d is not 32 bytes in base64; generate one with: head -c 32 /dev/urandom | base64", i+1))
+			continue
+		}
+		c.TOTPKeys = append(c.TOTPKeys, key)
 	}
 	// Development stops at once on Ctrl-C. In production a replica keeps serving, with /readyz
 	// failing, for 5s before it shuts down: long enough for Kubernetes to take it out of its
@@ -383,6 +416,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateMail(bad)
+	c.validateFactors(bad)
 	if c.Production() {
 		// Settings that are convenient on a laptop and dangerous on the internet.
 		if c.SMTPURL == "" {
@@ -394,6 +428,9 @@ func (c *Config) Validate() error {
 			if _, err := os.Stat(c.JWTPrivateKeyFile); err != nil {
 				bad("APP_ENV=production: JWT_PRIVATE_KEY_FILE %s cannot be read (a new key would be generated): %v", c.JWTPrivateKeyFile, err)
 			}
+		}
+		if len(c.TOTPKeys) == 0 {
+			bad("APP_ENV=production: TOTP_ENCRYPTION_KEY is not set, so TOTP secrets would be sealed with a key generated on this machine; generate one with: head -c 32 /dev/urandom | base64")
 		}
 		if c.RefreshTokenCookie && !c.CookieSecure {
 			bad("APP_ENV=production: COOKIE_SECURE=false would send the refresh-token cookie over plain HTTP")
@@ -440,6 +477,39 @@ func (c *Config) validateMail(bad func(format string, args ...any)) {
 	if c.MailTemplatesDir != "" {
 		if fi, err := os.Stat(c.MailTemplatesDir); err != nil || !fi.IsDir() {
 			bad("MAIL_TEMPLATES_DIR %s is not a readable directory", c.MailTemplatesDir)
+		}
+	}
+}
+
+// TOTPKeyFile is where development keeps a generated TOTP key when TOTP_ENCRYPTION_KEY is not set.
+func (c *Config) TOTPKeyFile() string { return filepath.Join(c.DataDir, "totp.key") }
+
+// validateFactors checks the second-factor and passkey settings.
+func (c *Config) validateFactors(bad func(format string, args ...any)) {
+	if c.ReauthMaxAge < time.Minute || c.ReauthMaxAge > 24*time.Hour {
+		bad("REAUTH_MAX_AGE must be between 1m and 24h (got %s)", c.ReauthMaxAge)
+	}
+	if c.TOTPIssuer == "" || strings.ContainsAny(c.TOTPIssuer, ":") || len(c.TOTPIssuer) > 64 {
+		bad("TOTP_ISSUER=%q: must be 1 to 64 characters without a colon", c.TOTPIssuer)
+	}
+	if c.WebAuthnRPID == "" || strings.ContainsAny(c.WebAuthnRPID, ":/ ") {
+		bad("WEBAUTHN_RP_ID=%q: must be a domain such as example.com (no scheme or port)", c.WebAuthnRPID)
+	}
+	if len(c.WebAuthnRPOrigins) == 0 {
+		bad("WEBAUTHN_RP_ORIGINS must list at least one origin")
+	}
+	for _, o := range c.WebAuthnRPOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad("WEBAUTHN_RP_ORIGINS: %q is not an origin such as https://app.example.com", o)
+			continue
+		}
+		// WebAuthn §5.1.4.1: the RP id must be the origin's host or a registrable suffix of it.
+		if h := u.Hostname(); h != c.WebAuthnRPID && !strings.HasSuffix(h, "."+c.WebAuthnRPID) {
+			bad("WEBAUTHN_RP_ORIGINS: the host of %q is not WEBAUTHN_RP_ID (%s) or a subdomain of it", o, c.WebAuthnRPID)
+		}
+		if c.Production() && u.Scheme != "https" && u.Hostname() != "localhost" {
+			bad("APP_ENV=production: WEBAUTHN_RP_ORIGINS: %q must be https (browsers allow passkeys over http only on localhost)", o)
 		}
 	}
 }

@@ -41,8 +41,8 @@ func TestShutdownDrainDelayAndLeeway(t *testing.T) {
 		wantLeeway time.Duration
 	}{
 		{"development", map[string]string{}, 0, 5 * time.Second},
-		{"production", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SMTP_URL": smtpURL}, 5 * time.Second, 5 * time.Second},
-		{"production, set", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SMTP_URL": smtpURL, "SHUTDOWN_DRAIN_DELAY": "0s"}, 0, 5 * time.Second},
+		{"production", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SMTP_URL": smtpURL, "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, 5 * time.Second, 5 * time.Second},
+		{"production, set", map[string]string{"APP_ENV": "production", "JWT_SECRET": secret, "SMTP_URL": smtpURL, "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "SHUTDOWN_DRAIN_DELAY": "0s"}, 0, 5 * time.Second},
 		{"development, set", map[string]string{"SHUTDOWN_DRAIN_DELAY": "1m", "JWT_LEEWAY": "0s"}, time.Minute, 0},
 		{"leeway", map[string]string{"JWT_LEEWAY": "1m"}, 0, time.Minute},
 	} {
@@ -122,6 +122,7 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.vars["APP_ENV"] = "production"
 			tc.vars["SMTP_URL"] = smtpURL
+			tc.vars["TOTP_ENCRYPTION_KEY"] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 			_, err := load(tc.vars)
 			if tc.want == "" && err != nil {
 				t.Fatalf("rejected: %v", err)
@@ -274,7 +275,7 @@ func TestMailInvalid(t *testing.T) {
 // In production a missing SMTP_URL refuses to start: the mail would only be printed to the log.
 func TestProductionRequiresSMTP(t *testing.T) {
 	t.Parallel()
-	vars := map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32)}
+	vars := map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32), "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 	if _, err := load(vars); err == nil || !strings.Contains(err.Error(), "SMTP_URL") {
 		t.Fatalf("err = %v, want one naming SMTP_URL", err)
 	}

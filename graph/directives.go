@@ -9,21 +9,29 @@ import (
 	"gqlauth/models"
 )
 
-// authDirective implements @auth(requires: Role): the field runs only for a caller whose access token
-// is valid, whose session is live and whose role is high enough.
-func authDirective(ctx context.Context, _ any, next graphql.Resolver, requires *models.Role) (any, error) {
-	want := models.RoleUser
-	if requires != nil {
-		want = *requires
+// authDirective implements @auth(requires: Role, fresh: Boolean): the field runs only for a caller
+// whose access token is valid, whose session is live and whose role is high enough, and, with fresh,
+// whose authentication is recent enough (svc.CheckFresh).
+func authDirective(svc *auth.Service) func(ctx context.Context, _ any, next graphql.Resolver, requires *models.Role, fresh *bool) (any, error) {
+	return func(ctx context.Context, _ any, next graphql.Resolver, requires *models.Role, fresh *bool) (any, error) {
+		want := models.RoleUser
+		if requires != nil {
+			want = *requires
+		}
+		p, err := auth.PrincipalFromContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := auth.Authorize(p, want); err != nil {
+			return nil, err
+		}
+		if fresh != nil && *fresh {
+			if err := svc.CheckFresh(p); err != nil {
+				return nil, err
+			}
+		}
+		return next(ctx)
 	}
-	p, err := auth.PrincipalFromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := auth.Authorize(p, want); err != nil {
-		return nil, err
-	}
-	return next(ctx)
 }
 
 // publicDirective implements @public: it only marks a field as deliberately open.

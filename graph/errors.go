@@ -67,6 +67,9 @@ var errorTable = []struct {
 	{auth.ErrEmailTaken, model.ErrorCodeEmailTaken, "", "an account with this e-mail already exists"},
 	{auth.ErrInvalidEmailToken, model.ErrorCodeInvalidEmailToken, "", "the link is invalid, expired or already used; ask for a new one"},
 	{auth.ErrEmailNotVerified, model.ErrorCodeEmailNotVerified, "", "the e-mail address is not verified yet: follow the link in the verification mail, or ask for a new one"},
+	{auth.ErrInvalidMFACode, model.ErrorCodeInvalidMfaCode, "", "the code is wrong or was already used"},
+	{auth.ErrInvalidMFAChallenge, model.ErrorCodeInvalidMfaCode, "", "the MFA challenge is invalid, expired or used up; log in again"},
+	{auth.ErrInvalidPasskey, model.ErrorCodeInvalidPasskey, "", "the passkey was not accepted; try again"},
 	{auth.ErrUnavailable, model.ErrorCodeServiceUnavailable, "", "the service is temporarily unavailable; retry shortly"},
 	{ErrBadRequest, model.ErrorCodeBadRequest, "", "the request is malformed"},
 	// BAD_USER_INPUT, like the other errors in what the client wrote. The body is never quoted (gqlgen's
@@ -102,7 +105,20 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		var verr *auth.ValidationError
 		var rerr *auth.RateLimitedError
 		var qerr *RequestError
+		var mfa *auth.MFARequiredError
+		var fresh *auth.ReauthenticationRequiredError
 		switch {
+		case errors.As(err, &mfa):
+			// The challenge only reaches whoever gave the right password.
+			ext["code"] = string(model.ErrorCodeMfaRequired)
+			gqlErr.Message = "a second factor is required: give a TOTP or recovery code"
+			if mfa.Challenge != "" {
+				gqlErr.Message = "a second factor is required: call verifyMfa with extensions.mfaChallenge and a code"
+				ext["mfaChallenge"] = mfa.Challenge
+			}
+		case errors.As(err, &fresh):
+			gqlErr.Message = "this needs a recent authentication: call reauthenticate, then retry"
+			ext["code"], ext["maxAge"] = string(model.ErrorCodeReauthenticationRequired), int(fresh.MaxAge/time.Second)
 		case errors.As(err, &qerr):
 			lookupError(qerr.Err, ext, gqlErr)
 			if qerr.Message != "" {
@@ -156,6 +172,12 @@ func lookupError(err error, ext map[string]any, gqlErr *gqlerror.Error) bool {
 		if errors.Is(err, e.err) {
 			gqlErr.Message = e.message
 			ext["code"] = string(e.code)
+			switch e.err {
+			case auth.ErrInvalidMFACode:
+				ext["field"] = "code"
+			case auth.ErrInvalidMFAChallenge:
+				ext["field"] = "challenge"
+			}
 			if e.reason != "" {
 				ext["reason"] = string(e.reason)
 			}

@@ -170,7 +170,7 @@ func TestProductionHidesTheSchemaQuietly(t *testing.T) {
 	t.Parallel()
 	var logs testlog.Buffer
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Vars: map[string]string{
-		"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32), "SMTP_URL": "smtp://127.0.0.1:1025",
+		"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32), "SMTP_URL": "smtp://127.0.0.1:1025", "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 	}})
 	for _, q := range []string{
 		`{ __schema { types { name } } }`,

@@ -63,7 +63,7 @@ func New(svc *auth.Service, opts Options) *handler.Server {
 		opts.MaxTokens = DefaultMaxTokens
 	}
 	cfg := Config{Resolvers: &Resolver{Auth: svc, Cookies: opts.Cookies}}
-	cfg.Directives.Auth = authDirective
+	cfg.Directives.Auth = authDirective(svc)
 	cfg.Directives.Public = publicDirective
 
 	srv := handler.New(NewExecutableSchema(cfg))

@@ -133,7 +133,7 @@ func TestKeyDirStartup(t *testing.T) {
 		return err
 	}
 	empty := t.TempDir()
-	err := start(map[string]string{"APP_ENV": "production", "SMTP_URL": "smtp://127.0.0.1:1025", "JWT_KEYS_DIR": empty})
+	err := start(map[string]string{"APP_ENV": "production", "SMTP_URL": "smtp://127.0.0.1:1025", "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "JWT_KEYS_DIR": empty})
 	if err == nil || !strings.Contains(err.Error(), "authctl keys rotate") {
 		t.Fatalf("production with an empty JWT_KEYS_DIR: %v", err)
 	}

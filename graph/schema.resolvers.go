@@ -138,6 +138,112 @@ func (r *mutationResolver) ChangeEmail(ctx context.Context, input model.ChangeEm
 	return r.Auth.ChangeEmail(ctx, p, input.NewEmail, input.CurrentPassword, auth.ClientFromContext(ctx))
 }
 
+// StartTotpEnrollment is the resolver for the startTotpEnrollment field.
+func (r *mutationResolver) StartTotpEnrollment(ctx context.Context) (*model.TotpEnrollment, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.Auth.StartTOTPEnrollment(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return &model.TotpEnrollment{Secret: e.Secret, OtpauthURI: e.URI}, nil
+}
+
+// ConfirmTotpEnrollment is the resolver for the confirmTotpEnrollment field.
+func (r *mutationResolver) ConfirmTotpEnrollment(ctx context.Context, code string) ([]string, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Auth.ConfirmTOTPEnrollment(ctx, p, code)
+}
+
+// DisableTotp is the resolver for the disableTotp field.
+func (r *mutationResolver) DisableTotp(ctx context.Context, code string) (bool, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := r.Auth.DisableTOTP(ctx, p, code); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// RegenerateRecoveryCodes is the resolver for the regenerateRecoveryCodes field.
+func (r *mutationResolver) RegenerateRecoveryCodes(ctx context.Context, code string) ([]string, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Auth.RegenerateRecoveryCodes(ctx, p, code)
+}
+
+// VerifyMfa is the resolver for the verifyMfa field.
+func (r *mutationResolver) VerifyMfa(ctx context.Context, challenge string, code string) (*model.AuthPayload, error) {
+	p, err := r.Auth.VerifyMFA(ctx, challenge, code, auth.ClientFromContext(ctx))
+	return r.payload(ctx, p, err)
+}
+
+// Reauthenticate is the resolver for the reauthenticate field.
+func (r *mutationResolver) Reauthenticate(ctx context.Context, password *string, code *string, challengeID *string, credential model.JSON) (*model.AuthPayload, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := auth.ReauthInput{Password: password, Code: code, ChallengeID: challengeID, Credential: credential}
+	pair, err := r.Auth.Reauthenticate(ctx, p, in, auth.ClientFromContext(ctx))
+	return r.payload(ctx, pair, err)
+}
+
+// BeginPasskeyRegistration is the resolver for the beginPasskeyRegistration field.
+func (r *mutationResolver) BeginPasskeyRegistration(ctx context.Context) (model.JSON, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Auth.BeginPasskeyRegistration(ctx, p)
+}
+
+// FinishPasskeyRegistration is the resolver for the finishPasskeyRegistration field.
+func (r *mutationResolver) FinishPasskeyRegistration(ctx context.Context, credential model.JSON, name *string) (*models.Passkey, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := ""
+	if name != nil {
+		n = *name
+	}
+	return r.Auth.FinishPasskeyRegistration(ctx, p, credential, n)
+}
+
+// BeginPasskeyLogin is the resolver for the beginPasskeyLogin field.
+func (r *mutationResolver) BeginPasskeyLogin(ctx context.Context) (*model.PasskeyLoginChallenge, error) {
+	id, options, err := r.Auth.BeginPasskeyLogin(ctx, auth.ClientFromContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return &model.PasskeyLoginChallenge{ChallengeID: id, Options: options}, nil
+}
+
+// FinishPasskeyLogin is the resolver for the finishPasskeyLogin field.
+func (r *mutationResolver) FinishPasskeyLogin(ctx context.Context, challengeID string, credential model.JSON) (*model.AuthPayload, error) {
+	p, err := r.Auth.FinishPasskeyLogin(ctx, challengeID, credential, auth.ClientFromContext(ctx))
+	return r.payload(ctx, p, err)
+}
+
+// DeletePasskey is the resolver for the deletePasskey field.
+func (r *mutationResolver) DeletePasskey(ctx context.Context, id string) (bool, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.Auth.DeletePasskey(ctx, p, id)
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*models.User, error) {
 	p, err := principal(ctx)
@@ -164,6 +270,23 @@ func (r *queryResolver) Sessions(ctx context.Context) ([]*models.Session, error)
 	return out, nil
 }
 
+// Passkeys is the resolver for the passkeys field.
+func (r *queryResolver) Passkeys(ctx context.Context) ([]*models.Passkey, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := r.Auth.Passkeys(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*models.Passkey, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out, nil
+}
+
 // User is the resolver for the user field.
 func (r *queryResolver) User(ctx context.Context, id string) (*models.User, error) {
 	return r.Auth.User(ctx, id)
@@ -181,6 +304,11 @@ func (r *sessionResolver) Current(ctx context.Context, obj *models.Session) (boo
 // EmailVerified is the resolver for the emailVerified field.
 func (r *userResolver) EmailVerified(ctx context.Context, obj *models.User) (bool, error) {
 	return obj.EmailVerifiedAt != nil, nil
+}
+
+// TotpEnabled is the resolver for the totpEnabled field.
+func (r *userResolver) TotpEnabled(ctx context.Context, obj *models.User) (bool, error) {
+	return obj.TOTPEnabledAt != nil, nil
 }
 
 // Mutation returns MutationResolver implementation.

@@ -172,7 +172,7 @@ func TestSchemaEndpoint(t *testing.T) {
 		t.Fatalf("GET /graphql/schema.graphql: status %d, %d bytes; want the %d bytes of schema.graphqls", res.StatusCode, len(got), len(want))
 	}
 	// Production does not advertise the API (like introspection).
-	prod := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32), "SMTP_URL": "smtp://127.0.0.1:1025"}})
+	prod := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32), "SMTP_URL": "smtp://127.0.0.1:1025", "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}})
 	res, err = http.Get(prod.Server.URL + "/graphql/schema.graphql")
 	if err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func TestEveryErrorHasACode(t *testing.T) {
 func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
 	dev := apptest.New(t, testdb.SQLite(t), apptest.Options{})
-	prod := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32), "SMTP_URL": "smtp://127.0.0.1:1025"}})
+	prod := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("p", 32), "SMTP_URL": "smtp://127.0.0.1:1025", "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}})
 	get := func(url string) (int, string) {
 		res, err := http.Get(url)
 		if err != nil {

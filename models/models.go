@@ -66,6 +66,14 @@ type User struct {
 	UpdatedAt          time.Time  `gorm:"not null"`
 	DeletedAt          *time.Time `gorm:"index"`
 	EmailVerifiedAt    *time.Time // set by verifyEmail, or by a password reset (the link reached the inbox)
+
+	// TOTPSecret is the TOTP shared secret sealed with the server's TOTP key (AES-256-GCM, never the
+	// plain secret). It is pending until TOTPEnabledAt is set by a confirmed code. TOTPLastStep is the
+	// last 30-second step whose code was accepted: a code of that step or an earlier one is refused, so
+	// a code works once.
+	TOTPSecret    []byte     `gorm:"column:totp_secret" json:"-"`
+	TOTPEnabledAt *time.Time `gorm:"column:totp_enabled_at"`
+	TOTPLastStep  int64      `gorm:"column:totp_last_step;not null;default:0"`
 }
 
 // TableName pins the table name.
@@ -84,6 +92,12 @@ type Session struct {
 	RevokedAt  *time.Time `gorm:"index"`
 	UserAgent  *string    `gorm:"size:512"`
 	IP         *string    `gorm:"size:64"`
+	// AMR is how the session's user last authenticated (RFC 8176 method names, comma-separated:
+	// "pwd", "pwd,otp", "webauthn") and AuthTime when; both go into every access token of the session
+	// (amr, auth_time), refreshes keep them and reauthenticate moves them on. A session from before
+	// they were recorded has AMR "pwd" and a nil AuthTime, which means CreatedAt.
+	AMR      string     `gorm:"column:amr;size:64;not null;default:pwd"`
+	AuthTime *time.Time `gorm:"column:auth_time"`
 }
 
 // TableName pins the table name.
@@ -168,3 +182,68 @@ type OutboxMail struct {
 
 // TableName pins the table name.
 func (OutboxMail) TableName() string { return "mail_outbox" }
+
+// RecoveryCode is one single-use TOTP recovery code. Only a SHA-256 of the user id and the code is
+// stored: the codes are random (80 bits), so a slow hash would add cost without adding safety.
+type RecoveryCode struct {
+	ID        uint64    `gorm:"primaryKey;autoIncrement"`
+	UserID    string    `gorm:"size:36;not null;index"`
+	User      *User     `gorm:"constraint:OnDelete:CASCADE"`
+	CodeHash  []byte    `gorm:"size:32;not null"`
+	CreatedAt time.Time `gorm:"not null"`
+	UsedAt    *time.Time
+}
+
+// TableName pins the table name.
+func (RecoveryCode) TableName() string { return "recovery_codes" }
+
+// ChallengeKind is what an AuthChallenge is for.
+type ChallengeKind string
+
+// The kinds of challenges.
+const (
+	ChallengeMFA             ChallengeKind = "mfa"              // a login waiting for its second factor
+	ChallengePasskeyRegister ChallengeKind = "passkey_register" // a passkey registration begun
+	ChallengePasskeyLogin    ChallengeKind = "passkey_login"    // a passkey login begun (discoverable)
+)
+
+// AuthChallenge is a short-lived, single-use step of a multi-step authentication: the MFA challenge
+// that login hands out (found by the SHA-256 of its opaque token, TokenHash), or the WebAuthn
+// ceremony state of a passkey registration or login (Data: go-webauthn's SessionData as JSON, which
+// holds the random challenge the authenticator signs). UsedAt is set when it is consumed; Attempts
+// counts wrong MFA codes. The janitor deletes expired ones.
+type AuthChallenge struct {
+	ID                 string        `gorm:"primaryKey;size:36"`
+	Kind               ChallengeKind `gorm:"size:24;not null"`
+	UserID             *string       `gorm:"size:36;index"`
+	User               *User         `gorm:"constraint:OnDelete:CASCADE"`
+	TokenHash          []byte        `gorm:"size:32;uniqueIndex"`
+	Data               string        `gorm:"type:text;not null;default:''"`
+	CredentialsVersion int64         `gorm:"not null;default:0"` // the password version an MFA challenge's login verified
+	Attempts           int           `gorm:"not null;default:0"`
+	CreatedAt          time.Time     `gorm:"not null"`
+	ExpiresAt          time.Time     `gorm:"not null;index"`
+	UsedAt             *time.Time
+}
+
+// TableName pins the table name.
+func (AuthChallenge) TableName() string { return "auth_challenges" }
+
+// Passkey is a WebAuthn credential (a discoverable one: a passkey) registered by a user. Credential
+// holds go-webauthn's Credential as JSON (public key, flags, AAGUID, transports); CredentialID is its
+// id, unique across users; SignCount is the authenticator's signature counter, kept in a column of its
+// own so that a login can move it on with a conditional update.
+type Passkey struct {
+	ID           string    `gorm:"primaryKey;size:36"`
+	UserID       string    `gorm:"size:36;not null;index"`
+	User         *User     `gorm:"constraint:OnDelete:CASCADE"`
+	CredentialID []byte    `gorm:"size:1023;not null;uniqueIndex"`
+	Credential   string    `gorm:"type:text;not null"`
+	SignCount    int64     `gorm:"not null;default:0"`
+	Name         string    `gorm:"size:64;not null"`
+	CreatedAt    time.Time `gorm:"not null"`
+	LastUsedAt   *time.Time
+}
+
+// TableName pins the table name.
+func (Passkey) TableName() string { return "passkeys" }

@@ -96,6 +96,7 @@ func (db *DB) Purge(ctx context.Context, before time.Time, batch int) (deleted i
 		{"email_tokens", "expires_at < ?", "expired e-mail tokens"},
 		{"email_tokens", "used_at < ?", "used e-mail tokens"},
 		{"mail_outbox", finished, "finished mail"},
+		{"auth_challenges", "expires_at < ?", "expired challenges"},
 		{"users", "deleted_at < ?", "deleted users"},
 	} {
 		n, err := db.purgeRows(ctx, step.table, step.where+" LIMIT ?"+lock, before, batch)

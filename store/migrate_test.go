@@ -232,7 +232,7 @@ func TestMigrationsRefuseToAdoptAnIncompleteTable(t *testing.T) {
 func TestMigrationsMatchModels(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
 		auto := mustGorm(t, dsn)
-		if err := auto.AutoMigrate(&models.User{}, &models.Session{}, &models.RefreshToken{}, &models.EmailToken{}, &models.OutboxMail{}); err != nil {
+		if err := auto.AutoMigrate(&models.User{}, &models.Session{}, &models.RefreshToken{}, &models.EmailToken{}, &models.OutboxMail{}, &models.RecoveryCode{}, &models.AuthChallenge{}, &models.Passkey{}); err != nil {
 			t.Fatal(err)
 		}
 		migrated := mustOpen(t, freshDSN(t, dsn))
@@ -437,8 +437,9 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	}
 }
 
-// A database at version 1 with rows migrates to version 2 without losing any: every account is
-// there, unverified, and still logs in; rolling version 2 back keeps them too.
+// A database at version 1 with rows migrates to the latest version without losing any: every account
+// is there, unverified and without TOTP, its sessions are password sessions, and it still logs in;
+// rolling versions 3 and 2 back keeps them too.
 func TestMigrationFromVersion1KeepsRows(t *testing.T) {
 	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
@@ -499,10 +500,21 @@ func TestMigrationFromVersion1KeepsRows(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
+		sess, err := db.SessionByID(ctx, s.ID)
+		if err != nil || sess.AMR != "pwd" || sess.AuthTime != nil || got.TOTPEnabledAt != nil {
+			t.Fatalf("session after migrating: %+v, %v (want amr pwd, no auth_time)", sess, err)
+		}
+		g := db.Gorm()
+		if done, err := m.Down(ctx); err != nil || done.Version != 3 {
+			t.Fatalf("down: %+v, %v", done, err)
+		}
+		if g.Migrator().HasTable("passkeys") || g.Migrator().HasTable("recovery_codes") || g.Migrator().HasTable("auth_challenges") ||
+			g.Migrator().HasColumn(&models.User{}, "totp_secret") || g.Migrator().HasColumn(&models.Session{}, "amr") {
+			t.Fatal("down of version 3 left its tables or columns")
+		}
 		if done, err := m.Down(ctx); err != nil || done.Version != 2 {
 			t.Fatalf("down: %+v, %v", done, err)
 		}
-		g := db.Gorm()
 		if g.Migrator().HasTable("email_tokens") || g.Migrator().HasTable("mail_outbox") || g.Migrator().HasColumn(&models.User{}, "email_verified_at") {
 			t.Fatal("down of version 2 left its tables or column")
 		}

@@ -55,14 +55,28 @@ const (
 	jtiBytes = 16
 )
 
-// Claims are the access-token claims: iss, aud, sub (user ID), sid, role, iat, exp and jti.
-// nbf is honoured when present but never issued.
+// Claims are the access-token claims: iss, aud, sub (user ID), sid, role, iat, exp and jti, and how
+// and when the session's user authenticated: amr and auth_time (RFC 9068 §2.2.1, OIDC Core §2).
+// nbf is honoured when present but never issued. amr and auth_time are optional on verification:
+// tokens minted before they were issued stay valid, and count as not recently authenticated.
 type Claims struct {
 	jwt.RegisteredClaims
 	// SessionID identifies the login session, so revoking the session revokes its access tokens.
 	SessionID string `json:"sid"`
 	// Role is the user's role when the token was issued.
 	Role string `json:"role"`
+	// AMR lists the authentication methods of the session's last authentication (RFC 8176 names:
+	// "pwd", "otp", and "webauthn" for a passkey).
+	AMR []string `json:"amr,omitempty"`
+	// AuthTime is when the session's user last authenticated (a login or a reauthentication); a
+	// refresh keeps it.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+}
+
+// Authentication is how and when a session's user last authenticated, carried by its access tokens.
+type Authentication struct {
+	AMR  []string
+	Time time.Time // zero: not carried
 }
 
 // Options configure an Issuer.
@@ -180,9 +194,14 @@ func (i *Issuer) Algorithm() string { return i.alg }
 // KeyID returns the kid of the key that signs now, as put in token headers and the JWKS.
 func (i *Issuer) KeyID() string { return i.keys.Load().signer(i.now()).kid }
 
-// Issue signs an access token for userID's session sessionID with role, valid from now for TTL.
-// expiresAt is the exp claim exactly as encoded (whole seconds).
+// Issue signs an access token for userID's session sessionID with role, valid from now for TTL,
+// without amr and auth_time. expiresAt is the exp claim exactly as encoded (whole seconds).
 func (i *Issuer) Issue(userID, sessionID, role string) (raw string, expiresAt time.Time, err error) {
+	return i.IssueAuthenticated(userID, sessionID, role, Authentication{})
+}
+
+// IssueAuthenticated is Issue with the amr and auth_time claims of a.
+func (i *Issuer) IssueAuthenticated(userID, sessionID, role string, a Authentication) (raw string, expiresAt time.Time, err error) {
 	// Verify would reject these, so fail at the source instead of handing out a useless token.
 	if userID == "" || sessionID == "" || role == "" {
 		return "", time.Time{}, errors.New("token: userID, sessionID and role must not be empty")
@@ -205,6 +224,10 @@ func (i *Issuer) Issue(userID, sessionID, role string) (raw string, expiresAt ti
 		},
 		SessionID: sessionID,
 		Role:      role,
+		AMR:       a.AMR,
+	}
+	if !a.Time.IsZero() {
+		claims.AuthTime = jwt.NewNumericDate(a.Time)
 	}
 	t := jwt.NewWithClaims(i.method, claims)
 	t.Header["typ"] = typAccessToken

@@ -25,6 +25,12 @@ type Store struct {
 	tokens   map[uint64]*models.RefreshToken
 	byHash   map[string]uint64 // token hash → token id, unique like refresh_tokens.token_hash
 	lastID   uint64            // token ids are assigned in order, like an auto-increment column
+
+	// Second factors and passkeys (challenges.go, totp.go, passkeys.go).
+	recoveryCodes []*models.RecoveryCode
+	lastCodeID    uint64
+	challenges    map[string]*models.AuthChallenge // by id
+	passkeys      map[string]*models.Passkey       // by id
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -44,6 +50,9 @@ func New() *Store {
 		sessions: map[string]*models.Session{},
 		tokens:   map[uint64]*models.RefreshToken{},
 		byHash:   map[string]uint64{},
+
+		challenges: map[string]*models.AuthChallenge{},
+		passkeys:   map[string]*models.Passkey{},
 	}
 }
 
@@ -107,6 +116,7 @@ func (st *Store) insertSession(s *models.Session, t *models.RefreshToken) {
 	c.User = nil
 	c.UserAgent, c.IP = cloneString(s.UserAgent), cloneString(s.IP)
 	c.RevokedAt = cloneTime(s.RevokedAt)
+	c.AuthTime = cloneTime(s.AuthTime)
 	st.sessions[s.ID] = &c
 	st.insertToken(t)
 }
@@ -398,7 +408,8 @@ func (st *Store) SessionRevoked(ctx context.Context, id string) (bool, error) {
 
 func cloneUser(u *models.User) *models.User {
 	c := *u
-	c.DeletedAt = cloneTime(u.DeletedAt)
+	c.DeletedAt, c.EmailVerifiedAt, c.TOTPEnabledAt = cloneTime(u.DeletedAt), cloneTime(u.EmailVerifiedAt), cloneTime(u.TOTPEnabledAt)
+	c.TOTPSecret = slices.Clone(u.TOTPSecret)
 	return &c
 }
 
@@ -406,6 +417,7 @@ func cloneSession(s *models.Session) *models.Session {
 	c := *s
 	c.User = nil
 	c.UserAgent, c.IP, c.RevokedAt = cloneString(s.UserAgent), cloneString(s.IP), cloneTime(s.RevokedAt)
+	c.AuthTime = cloneTime(s.AuthTime)
 	return &c
 }
 

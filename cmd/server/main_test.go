@@ -16,7 +16,7 @@ func TestRunRefusesUnsafeProductionSettings(t *testing.T) {
 		{"wildcard CORS", "CORS_ALLOWED_ORIGINS", "*", "CORS_ALLOWED_ORIGINS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			vars := map[string]string{"APP_ENV": "production", "DATA_DIR": t.TempDir(), "SMTP_URL": "smtp://127.0.0.1:1025"}
+			vars := map[string]string{"APP_ENV": "production", "DATA_DIR": t.TempDir(), "SMTP_URL": "smtp://127.0.0.1:1025", "TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 			if tc.key != "" {
 				vars[tc.key] = tc.value
 			}

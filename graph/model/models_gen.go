@@ -57,6 +57,16 @@ type LoginInput struct {
 type Mutation struct {
 }
 
+// A passkey login begun: pass `options` to `navigator.credentials.get` (after
+// `PublicKeyCredential.parseRequestOptionsFromJSON`), then send `challengeId` and the credential's `toJSON()`
+// to finishPasskeyLogin (or to reauthenticate).
+type PasskeyLoginChallenge struct {
+	// Identifies the ceremony; single use, valid 5 minutes.
+	ChallengeID string `json:"challengeId"`
+	// PublicKeyCredentialRequestOptions, in their JSON form.
+	Options JSON `json:"options"`
+}
+
 // Reads.
 type Query struct {
 }
@@ -75,6 +85,15 @@ type ResetPasswordInput struct {
 	Token string `json:"token"`
 	// The new password, between 8 and 256 characters.
 	NewPassword string `json:"newPassword"`
+}
+
+// A TOTP secret waiting to be confirmed by confirmTotpEnrollment. Show `otpauthUri` as a QR code (or the
+// secret for typing in) to the authenticator app.
+type TotpEnrollment struct {
+	// The shared secret, base32 (RFC 4648, no padding).
+	Secret string `json:"secret"`
+	// The `otpauth://totp/...` URI (issuer, account, SHA1, 6 digits, 30 s) for a QR code.
+	OtpauthURI string `json:"otpauthUri"`
 }
 
 // Why a request was UNAUTHENTICATED. Sent as `errors[].extensions.reason` so a client knows
@@ -186,6 +205,20 @@ const (
 	// The password is right but the account's e-mail address is not verified yet, and this server requires it
 	// (REQUIRE_EMAIL_VERIFICATION): follow the link in the verification mail, or ask for a new one.
 	ErrorCodeEmailNotVerified ErrorCode = "EMAIL_NOT_VERIFIED"
+	// The password is right and the account has a second factor: finish the login with verifyMfa, passing
+	// `extensions.mfaChallenge` (single use, valid 5 minutes) and a code from the authenticator app or a
+	// recovery code.
+	ErrorCodeMfaRequired ErrorCode = "MFA_REQUIRED"
+	// The TOTP or recovery code is wrong, already used, or the MFA challenge is unknown, expired, used or
+	// spent (five wrong codes end it): `extensions.field` names the argument at fault.
+	ErrorCodeInvalidMfaCode ErrorCode = "INVALID_MFA_CODE"
+	// The passkey was refused: an unknown, deleted or cloned credential, a wrong or reused challenge, the wrong
+	// origin, a bad signature, or user verification missing. Start the ceremony again.
+	ErrorCodeInvalidPasskey ErrorCode = "INVALID_PASSKEY"
+	// The field needs a recent authentication (`@auth(fresh: true)`): the session's last login or
+	// reauthenticate is older than the server allows (REAUTH_MAX_AGE, `extensions.maxAge` seconds). Call
+	// reauthenticate (password, plus a TOTP code when TOTP is on, or a passkey) and retry with its token.
+	ErrorCodeReauthenticationRequired ErrorCode = "REAUTHENTICATION_REQUIRED"
 )
 
 var AllErrorCode = []ErrorCode{
@@ -206,11 +239,15 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeGraphqlValidationFailed,
 	ErrorCodeInvalidEmailToken,
 	ErrorCodeEmailNotVerified,
+	ErrorCodeMfaRequired,
+	ErrorCodeInvalidMfaCode,
+	ErrorCodeInvalidPasskey,
+	ErrorCodeReauthenticationRequired,
 }
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed, ErrorCodeInvalidEmailToken, ErrorCodeEmailNotVerified:
+	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed, ErrorCodeInvalidEmailToken, ErrorCodeEmailNotVerified, ErrorCodeMfaRequired, ErrorCodeInvalidMfaCode, ErrorCodeInvalidPasskey, ErrorCodeReauthenticationRequired:
 		return true
 	}
 	return false
