@@ -303,7 +303,7 @@ ui.resetForm.addEventListener('submit', (event) => {
         ui.resetPassword.value = '';
         ui.resetConfirm.value = '';
         history.replaceState(null, '', '/');
-        ui.status.textContent = 'One more step: enter the code from your authenticator app.';
+        ui.status.textContent = 'Your password was changed. One more step: enter the code from your authenticator app.';
         return;
       }
       throw err;
