@@ -418,6 +418,7 @@ window.addEventListener('popstate', () => void run(route));
 // A refresh found the session over (revoked elsewhere, expired, logged out in another tab).
 onLoggedOut(() => {
   void client.clearStore();
+  resetSecurity(); // a TOTP secret or recovery codes on display go too
   if (currentRoute() === 'home') showLogin('Your session has ended. Please log in.');
 });
 

@@ -135,8 +135,9 @@ async function confirmEnrollment(): Promise<void> {
   const { data } = await client.mutate({ mutation: confirmTotpEnrollmentMutation, variables: { code: ui.confirmCode.value.trim() } });
   if (!data) throw new Error('empty response');
   closeEnrollment();
-  await reload();
+  // Shown before anything else can fail: the server never returns these codes again.
   showRecoveryCodes(data.confirmTotpEnrollment);
+  await reload();
   ui.status.textContent = 'Two-factor authentication is on. Save your recovery codes.';
 }
 
