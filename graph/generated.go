@@ -768,7 +768,9 @@ enum ErrorCode {
   SERVICE_UNAVAILABLE
   """
   The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
-  JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
+  JSON array batch, or more than one mutation that checks a credential or begins a ceremony in one
+  operation (login, register, refreshToken, changePassword, resetPassword, changeEmail, verifyEmail and
+  every TOTP, MFA, reauthenticate and passkey mutation but deletePasskey).
   """
   BAD_REQUEST
   """
