@@ -14,6 +14,30 @@ import (
 
 // passkeyCases: CreatePasskey, Passkeys, PasskeyByCredentialID, UsePasskey and DeletePasskey.
 var passkeyCases = []testCase{
+	{"Passkey/CeremoniesWithoutToken", func(t *testing.T, f *fixture) {
+		// Passkey ceremonies have no token (they are found by id): any number of them can be stored.
+		fs := f.factors()
+		alice, _, _ := f.user("alice")
+		for i, userID := range []*string{nil, nil, &alice.ID, &alice.ID} {
+			kind := models.ChallengePasskeyLogin
+			if userID != nil {
+				kind = models.ChallengePasskeyRegister
+			}
+			c := &models.AuthChallenge{ID: fmt.Sprintf("ch-%d", i), Kind: kind, UserID: userID, Data: fmt.Sprintf(`{"n":%d}`, i),
+				CreatedAt: at(time.Duration(i) * time.Second), ExpiresAt: at(time.Hour)}
+			if err := fs.CreateChallenge(f.ctx, c); err != nil {
+				t.Fatalf("CreateChallenge %d: %v", i, err)
+			}
+		}
+		got, err := fs.ChallengeByID(f.ctx, "ch-1")
+		if err != nil || got.Kind != models.ChallengePasskeyLogin || got.UserID != nil || got.Data != `{"n":1}` || len(got.TokenHash) != 0 {
+			t.Fatalf("ChallengeByID = %+v, %v", got, err)
+		}
+		latest, err := fs.LatestChallenge(f.ctx, alice.ID, models.ChallengePasskeyRegister, at(time.Minute))
+		if err != nil || latest.ID != "ch-3" {
+			t.Fatalf("LatestChallenge = %+v, %v; want ch-3", latest, err)
+		}
+	}},
 	{"Passkey/CreateAndList", func(t *testing.T, f *fixture) {
 		fs := f.factors()
 		alice, _, _ := f.user("alice")
