@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 	"golang.org/x/text/unicode/norm"
 
@@ -122,6 +123,8 @@ type Service struct {
 
 	broadcastsReceived atomic.Int64
 	users              userCache
+	// webauthn is the passkey relying party (nil without Options.WebAuthn.RPID; see passkey.go).
+	webauthn *webauthn.WebAuthn
 	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
 	// e-mail costs the same as one with a wrong password and timing does not reveal which accounts exist.
 	dummyHash string
@@ -157,6 +160,10 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	if err != nil {
 		return nil, err
 	}
+	wa, err := newWebAuthn(opts.WebAuthn)
+	if err != nil {
+		return nil, err
+	}
 	// Microseconds: what Postgres stores, so a time read back equals the one written.
 	now := func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) }
 	return &Service{
@@ -169,6 +176,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 		dummyHash: dummy,
 		hashSlots: make(chan struct{}, opts.HashConcurrency),
 		users:     newUserCache(),
+		webauthn:  wa,
 	}, nil
 }
 
