@@ -48,6 +48,12 @@ var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algo
 // some spaces is far shorter.
 const maxCodeInput = 64
 
+// errTOTPReplayed is a right TOTP code of a step already used: replayed, or used by a concurrent
+// request (a double submit). It is an ErrInvalidMFACode, but not a guess, so it does not count
+// against the challenge: otherwise a burst of identical submits could end the challenge before the
+// one that won the code consumed it. It still counts against the account's MFARate.
+var errTOTPReplayed = fmt.Errorf("%w (a used step)", ErrInvalidMFACode)
+
 // errNoFactorStore is what the second-factor operations fail with without Options.Factors.
 var errNoFactorStore = errors.New("auth: no factor store configured")
 
@@ -311,7 +317,7 @@ func (s *Service) VerifyMFA(ctx context.Context, challenge, code string, c Clien
 		return nil, ErrInvalidMFAChallenge // turned off since: a new login needs no second factor
 	}
 	if err := s.secondFactor(ctx, fs, u, code, EventVerifyMFA, "", c.IP); err != nil {
-		if errors.Is(err, ErrInvalidMFACode) {
+		if errors.Is(err, ErrInvalidMFACode) && !errors.Is(err, errTOTPReplayed) {
 			// The challenge ends at its fifth wrong code, whatever the account limit says.
 			if _, ferr := fs.FailChallenge(ctx, ch.ID, MFAMaxAttempts, now); ferr != nil {
 				return nil, fmt.Errorf("verifyMfa: %w", ferr)
@@ -385,7 +391,7 @@ func (s *Service) checkCode(ctx context.Context, fs FactorStore, u *models.User,
 			return ErrInvalidMFACode
 		}
 		if err := fs.UseTOTPStep(ctx, u.ID, step); errors.Is(err, ErrConflict) {
-			return ErrInvalidMFACode // replayed, or used by a concurrent request
+			return errTOTPReplayed
 		} else if err != nil {
 			return err
 		}
