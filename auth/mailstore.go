@@ -43,7 +43,7 @@ type PasswordReset struct {
 	// must not log in), is an MFA challenge stored in the same transaction; the store sets its
 	// CredentialsVersion to the account's new version.
 	Challenge *models.AuthChallenge
-	Notice  Mail // the "password changed" notice, queued in the same transaction
+	Notice    Mail // the "password changed" notice, queued in the same transaction
 }
 
 // MailStore is the storage that account recovery, e-mail verification and the mail outbox need;
