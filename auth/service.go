@@ -286,6 +286,8 @@ func (s *Service) countClient(ctx context.Context, t *tally, kind string, k clie
 // Login checks an e-mail and password and opens a new session. Unknown e-mails and wrong passwords
 // both return ErrInvalidCredentials after the same amount of hashing work. See limits.go for what is
 // counted; a login that finds the password changed since it was checked fails like a wrong one.
+// For an account with TOTP on, the right password opens no session: Login returns an
+// *MFARequiredError whose challenge VerifyMFA exchanges, with a code, for the session.
 func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair, error) {
 	raw := email
 	email, err := NormalizeEmail(email)
@@ -362,6 +364,22 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 				s.log.Warn("rehash failed", "user_id", u.ID, "err", err)
 			}
 		}
+	}
+	if u.TOTPEnabledAt != nil {
+		// The password was right: its failure counts are taken back as for a success (its success
+		// count is kept), and the login waits for the second factor (VerifyMFA) without a session.
+		// Only here, after the limits and the password check, so MFA_REQUIRED tells nothing to
+		// whoever lacks the password.
+		t.reset(ctx, pairKey)
+		t.reset(ctx, accountKey(email))
+		t.undo(ctx, "login:ip:"+k.addr)
+		t.undo(ctx, "login:net:"+k.net)
+		raw, err := s.newMFAChallenge(ctx, u, u.CredentialsVersion, now)
+		if err != nil {
+			return nil, fmt.Errorf("login: %w", err)
+		}
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeMFARequired, UserID: u.ID, IP: c.IP})
+		return nil, &MFARequiredError{Challenge: raw}
 	}
 	sess, rt, rawToken, err := s.newSession(u, c, now, AMRPassword)
 	if err != nil {
