@@ -32,6 +32,8 @@ type AdminStore interface {
 	// deleted before before, at most batch rows per statement. It returns the rows deleted, also when
 	// it fails part-way.
 	Purge(ctx context.Context, before time.Time, batch int) (int64, error)
+	// DisableTOTP is FactorStore.DisableTOTP.
+	DisableTOTP(ctx context.Context, userID string, at time.Time) error
 }
 
 // AdminOptions configure an Admin. Give it the server's settings: the same password parameters, and
@@ -188,6 +190,18 @@ func (a *Admin) Purge(ctx context.Context, before time.Time, batch int) (int64, 
 		a.emit(ctx, Event{Kind: EventAdminPurge, Outcome: OutcomeFailed, Deleted: n})
 	}
 	return n, err // the store's error names the step that failed
+}
+
+// DisableTOTP turns a user's TOTP off and deletes their recovery codes, for a user who lost both the
+// authenticator and the recovery codes (after the operator has verified who is asking, out of band).
+// Their sessions are left alone; their next login needs the password only. It returns ErrConflict
+// when TOTP is not on.
+func (a *Admin) DisableTOTP(ctx context.Context, userID string) error {
+	if err := a.store.DisableTOTP(ctx, userID, a.now()); err != nil {
+		return fmt.Errorf("disable TOTP: %w", err)
+	}
+	a.emit(ctx, Event{Kind: EventAdminDisableTOTP, Outcome: OutcomeOK, UserID: userID})
+	return nil
 }
 
 func (a *Admin) emit(ctx context.Context, e Event) { emit(ctx, a.log, a.opts.OnEvent, e) }

@@ -30,6 +30,14 @@ const (
 	EventVerifyEmail          EventKind = "verify_email"
 	EventChangeEmailRequest   EventKind = "change_email_request"
 	EventChangeEmail          EventKind = "change_email" // verifyEmail with a change-email token moved the account
+
+	// Second factors and step-up.
+	EventTOTPEnrollment EventKind = "totp_enrollment"           // startTotpEnrollment: a new pending secret
+	EventTOTPEnable     EventKind = "totp_enable"               // confirmTotpEnrollment
+	EventTOTPDisable    EventKind = "totp_disable"              // disableTotp
+	EventRecoveryCodes  EventKind = "recovery_codes_regenerate" // regenerateRecoveryCodes
+	EventVerifyMFA      EventKind = "verify_mfa"                // the second step of a login
+	EventReauthenticate EventKind = "reauthenticate"            // a session's authentication renewed
 )
 
 // The events of the Admin (authctl): an administrator, not the user, made the change.
@@ -39,6 +47,7 @@ const (
 	EventAdminRevokeSessions EventKind = "admin_revoke_sessions"
 	EventAdminDeleteUser     EventKind = "admin_delete_user"
 	EventAdminPurge          EventKind = "admin_purge"
+	EventAdminDisableTOTP    EventKind = "admin_disable_totp"
 )
 
 // The outcomes of an event.
@@ -49,6 +58,9 @@ const (
 	// OutcomeEmailNotVerified: a login with the right password of an unverified account, refused
 	// under Options.RequireEmailVerification.
 	OutcomeEmailNotVerified = "email_not_verified"
+	// OutcomeMFARequired: the password was right (a login, a password reset, or reauthenticate without
+	// a code) and the account has TOTP on, so the second factor is still owed.
+	OutcomeMFARequired = "mfa_required"
 )
 
 // Event is one authentication event. It never carries a secret: no token, password or hash.

@@ -39,7 +39,11 @@ type PasswordReset struct {
 	// session of the user was revoked.
 	Session *models.Session
 	Token   *models.RefreshToken
-	Notice  Mail // the "password changed" notice, queued in the same transaction
+	// Challenge, when set instead of Session and Token (the account has TOTP on, so the link alone
+	// must not log in), is an MFA challenge stored in the same transaction; the store sets its
+	// CredentialsVersion to the account's new version.
+	Challenge *models.AuthChallenge
+	Notice    Mail // the "password changed" notice, queued in the same transaction
 }
 
 // MailStore is the storage that account recovery, e-mail verification and the mail outbox need;
@@ -56,8 +60,8 @@ type MailStore interface {
 	EmailTokenByHash(ctx context.Context, hash []byte) (*models.EmailToken, error)
 	// ResetPassword, in one transaction: marks the token used if it is not (else ErrConflict, writing
 	// nothing), sets the password hash and moves the credentials version on, marks the e-mail
-	// verified if it was not, revokes every live session of the user, creates r.Session with r.Token,
-	// and queues r.Notice. It returns the ids of the sessions it revoked and the revocation time.
+	// verified if it was not, revokes every live session of the user, creates r.Session with r.Token
+	// (or r.Challenge), and queues r.Notice. It returns the ids of the sessions it revoked and the revocation time.
 	ResetPassword(ctx context.Context, r PasswordReset) ([]string, time.Time, error)
 	// VerifyEmail, in one transaction: marks the token used if it is not (else ErrConflict, writing
 	// nothing) and marks the user's e-mail verified. For a PurposeChangeEmail token it also moves the

@@ -219,9 +219,11 @@ func (s *Service) emailToken(ctx context.Context, raw string, purposes ...models
 
 // ResetPassword sets a new password with the token of a reset link, revokes every session of its
 // user (at once on every replica), marks the address verified, opens a fresh session and mails a
-// "password changed" notice. It returns a *ValidationError (field "newPassword"), leaving the token
-// usable, for a password that is not allowed, and ErrInvalidEmailToken for a token that is not a
-// live reset token.
+// "password changed" notice. For an account with TOTP on it opens no session: it returns an
+// *MFARequiredError whose challenge (for the new password) VerifyMFA exchanges, with a code, for the
+// session, so that the link alone (a mailbox) never passes the second factor. It returns a
+// *ValidationError (field "newPassword"), leaving the token usable, for a password that is not
+// allowed, and ErrInvalidEmailToken for a token that is not a live reset token.
 func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c Client) (*Pair, error) {
 	newPassword = NormalizePassword(newPassword)
 	if err := ValidatePassword("newPassword", newPassword); err != nil {
@@ -243,14 +245,25 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 		return nil, err
 	}
 	now := s.now()
-	sess, rt, rawRefresh, err := s.newSession(u, c, now, AMRPassword)
-	if err != nil {
+	r := PasswordReset{
+		TokenID: t.ID, UserID: u.ID, NewHash: hash, At: now,
+		Notice: Mail{Kind: KindPasswordChanged, To: u.Email},
+	}
+	var sess *models.Session
+	var rawRefresh, rawChallenge string
+	if u.TOTPEnabledAt != nil {
+		if _, err := s.factors(); err != nil {
+			return nil, err
+		}
+		// The store sets the challenge's credentials version to the new one.
+		if rawChallenge, r.Challenge, err = mfaChallenge(u, 0, now); err != nil {
+			return nil, err
+		}
+	} else if sess, r.Token, rawRefresh, err = s.newSession(u, c, now, AMRPassword); err != nil {
 		return nil, err
 	}
-	ids, at, err := s.opts.MailStore.ResetPassword(ctx, PasswordReset{
-		TokenID: t.ID, UserID: u.ID, NewHash: hash, At: now, Session: sess, Token: rt,
-		Notice: Mail{Kind: KindPasswordChanged, To: u.Email},
-	})
+	r.Session = sess
+	ids, at, err := s.opts.MailStore.ResetPassword(ctx, r)
 	if errors.Is(err, ErrConflict) {
 		return nil, ErrInvalidEmailToken // used meanwhile (a double submit, or a newer link)
 	}
@@ -263,6 +276,10 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 	u.PasswordHash, u.CredentialsVersion, u.UpdatedAt = hash, u.CredentialsVersion+1, now
 	if u.EmailVerifiedAt == nil {
 		u.EmailVerifiedAt = &now
+	}
+	if sess == nil {
+		s.emit(ctx, Event{Kind: EventPasswordReset, Outcome: OutcomeMFARequired, UserID: u.ID, IP: c.IP, Revoked: len(ids)})
+		return nil, &MFARequiredError{Challenge: rawChallenge}
 	}
 	s.emit(ctx, Event{Kind: EventPasswordReset, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(ids)})
 	return s.pair(u, sess.ID, rawRefresh, sess.ExpiresAt, sessionAuth(sess))

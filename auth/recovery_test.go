@@ -791,8 +791,16 @@ func (f *fakeMail) ResetPassword(ctx context.Context, r auth.PasswordReset) ([]s
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if _, _, err := f.CreateSession(ctx, r.Session, r.Token, auth.SessionCheck{CredentialsVersion: u.CredentialsVersion, Now: clock}); err != nil {
-		return nil, time.Time{}, err
+	if r.Session != nil {
+		if _, _, err := f.CreateSession(ctx, r.Session, r.Token, auth.SessionCheck{CredentialsVersion: u.CredentialsVersion, Now: clock}); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
+	if r.Challenge != nil {
+		r.Challenge.CredentialsVersion = u.CredentialsVersion // the fake keeps the version (SetPasswordHash)
+		if err := f.CreateChallenge(ctx, r.Challenge); err != nil {
+			return nil, time.Time{}, err
+		}
 	}
 	f.enqueueLocked(r.Notice, at)
 	return ids, revokedAt, nil

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 	"golang.org/x/text/unicode/norm"
 
@@ -122,6 +123,8 @@ type Service struct {
 
 	broadcastsReceived atomic.Int64
 	users              userCache
+	// webauthn is the passkey relying party (nil without Options.WebAuthn.RPID; see passkey.go).
+	webauthn *webauthn.WebAuthn
 	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
 	// e-mail costs the same as one with a wrong password and timing does not reveal which accounts exist.
 	dummyHash string
@@ -157,6 +160,10 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	if err != nil {
 		return nil, err
 	}
+	wa, err := newWebAuthn(opts.WebAuthn)
+	if err != nil {
+		return nil, err
+	}
 	// Microseconds: what Postgres stores, so a time read back equals the one written.
 	now := func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) }
 	return &Service{
@@ -169,6 +176,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 		dummyHash: dummy,
 		hashSlots: make(chan struct{}, opts.HashConcurrency),
 		users:     newUserCache(),
+		webauthn:  wa,
 	}, nil
 }
 
@@ -278,6 +286,8 @@ func (s *Service) countClient(ctx context.Context, t *tally, kind string, k clie
 // Login checks an e-mail and password and opens a new session. Unknown e-mails and wrong passwords
 // both return ErrInvalidCredentials after the same amount of hashing work. See limits.go for what is
 // counted; a login that finds the password changed since it was checked fails like a wrong one.
+// For an account with TOTP on, the right password opens no session: Login returns an
+// *MFARequiredError whose challenge VerifyMFA exchanges, with a code, for the session.
 func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair, error) {
 	raw := email
 	email, err := NormalizeEmail(email)
@@ -354,6 +364,22 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 				s.log.Warn("rehash failed", "user_id", u.ID, "err", err)
 			}
 		}
+	}
+	if u.TOTPEnabledAt != nil {
+		// The password was right: its failure counts are taken back as for a success (its success
+		// count is kept), and the login waits for the second factor (VerifyMFA) without a session.
+		// Only here, after the limits and the password check, so MFA_REQUIRED tells nothing to
+		// whoever lacks the password.
+		t.reset(ctx, pairKey)
+		t.reset(ctx, accountKey(email))
+		t.undo(ctx, "login:ip:"+k.addr)
+		t.undo(ctx, "login:net:"+k.net)
+		raw, err := s.newMFAChallenge(ctx, u, u.CredentialsVersion, now)
+		if err != nil {
+			return nil, fmt.Errorf("login: %w", err)
+		}
+		s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeMFARequired, UserID: u.ID, IP: c.IP})
+		return nil, &MFARequiredError{Challenge: raw}
 	}
 	sess, rt, rawToken, err := s.newSession(u, c, now, AMRPassword)
 	if err != nil {

@@ -2,6 +2,8 @@ package config
 
 import (
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +284,76 @@ func TestProductionRequiresSMTP(t *testing.T) {
 	vars["SMTP_URL"] = smtpURL
 	if _, err := load(vars); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFactorDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TOTPKeys) != 0 || c.TOTPIssuer != "gqlauth" || c.MFARateLimit != (ratelimit.Rate{Limit: 10, Window: 15 * time.Minute}) ||
+		c.ReauthMaxAge != 10*time.Minute || c.WebAuthnRPID != "localhost" || c.WebAuthnRPName != "gqlauth" ||
+		!slices.Equal(c.WebAuthnRPOrigins, []string{"http://localhost:8080"}) || c.TOTPKeyFile() != filepath.Join("data", "totp.key") {
+		t.Fatalf("factor defaults: %+v", c)
+	}
+	k1, k2 := strings.Repeat("A", 43)+"=", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	c, err = load(map[string]string{
+		"TOTP_ENCRYPTION_KEY": k1 + ", " + k2, "TOTP_ISSUER": "Example Inc", "MFA_RATE_LIMIT": "5/1h", "REAUTH_MAX_AGE": "5m",
+		"WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_RP_NAME": "Example", "WEBAUTHN_RP_ORIGINS": "https://example.com, https://app.example.com/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TOTPKeys) != 2 || len(c.TOTPKeys[0]) != 32 || string(c.TOTPKeys[1]) != "0123456789abcdef0123456789abcdef" ||
+		c.TOTPIssuer != "Example Inc" || c.MFARateLimit.Limit != 5 || c.ReauthMaxAge != 5*time.Minute ||
+		!slices.Equal(c.WebAuthnRPOrigins, []string{"https://example.com", "https://app.example.com"}) {
+		t.Fatalf("factor settings: %+v", c)
+	}
+}
+
+func TestFactorInvalid(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ key, value string }{
+		{"TOTP_ENCRYPTION_KEY", "c2hvcnQ="},                  // 5 bytes
+		{"TOTP_ENCRYPTION_KEY", "not base64 at all!!!"},      // not base64
+		{"TOTP_ISSUER", "a:b"},                               // a colon splits issuer and account in otpauth labels
+		{"MFA_RATE_LIMIT", "ten"},                            // not a rate
+		{"REAUTH_MAX_AGE", "10s"},                            // too short to do anything after reauthenticating
+		{"REAUTH_MAX_AGE", "48h"},                            // not a step-up any more
+		{"WEBAUTHN_RP_ID", "https://example.com"},            // a domain, not an origin
+		{"WEBAUTHN_RP_ORIGINS", "example.com"},               // no scheme
+		{"WEBAUTHN_RP_ORIGINS", "https://evil.test"},         // not under the RP id (localhost)
+		{"WEBAUTHN_RP_ORIGINS", "http://localhost:8080/app"}, // a path
+	} {
+		_, err := load(map[string]string{tc.key: tc.value})
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s=%q: err = %v, want it refused naming %s", tc.key, tc.value, err, tc.key)
+		}
+	}
+	// A key is a secret: an error never quotes it.
+	_, err := load(map[string]string{"TOTP_ENCRYPTION_KEY": "c2VjcmV0LXRvdHAta2V5"})
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0LXRvdHAta2V5") {
+		t.Fatalf("err = %v; want a refusal that does not quote the key", err)
+	}
+	// Subdomains of the RP id are allowed; plain http is refused in production except on localhost.
+	if _, err := load(map[string]string{"WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_RP_ORIGINS": "http://app.example.com"}); err != nil {
+		t.Fatalf("subdomain origin in development: %v", err)
+	}
+	prod := map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32), "SMTP_URL": "smtp://127.0.0.1:1025",
+		"TOTP_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "WEBAUTHN_RP_ID": "example.com", "WEBAUTHN_RP_ORIGINS": "http://example.com"}
+	if _, err := load(prod); err == nil || !strings.Contains(err.Error(), "WEBAUTHN_RP_ORIGINS") {
+		t.Fatalf("http origin in production: err = %v", err)
+	}
+}
+
+// In production a missing TOTP_ENCRYPTION_KEY refuses to start: secrets would be sealed with a key
+// generated on one machine (lost with it, and different on every replica).
+func TestProductionRequiresTOTPKey(t *testing.T) {
+	t.Parallel()
+	_, err := load(map[string]string{"APP_ENV": "production", "JWT_SECRET": strings.Repeat("s", 32), "SMTP_URL": "smtp://127.0.0.1:1025"})
+	if err == nil || !strings.Contains(err.Error(), "TOTP_ENCRYPTION_KEY") {
+		t.Fatalf("err = %v, want one naming TOTP_ENCRYPTION_KEY", err)
 	}
 }

@@ -768,7 +768,9 @@ enum ErrorCode {
   SERVICE_UNAVAILABLE
   """
   The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
-  JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
+  JSON array batch, or more than one mutation that checks a credential or begins a ceremony in one
+  operation (login, register, refreshToken, changePassword, resetPassword, changeEmail, verifyEmail and
+  every TOTP, MFA, reauthenticate and passkey mutation but deletePasskey).
   """
   BAD_REQUEST
   """
@@ -1065,8 +1067,11 @@ type Mutation {
   ): Boolean! @public
   """
   Sets a new password with the token from a reset link, revokes every session of the account, marks its
-  address verified and returns a fresh session. Fails with INVALID_EMAIL_TOKEN, or BAD_USER_INPUT (field
-  newPassword) when the new password is not allowed, in which case the token stays usable.
+  address verified and returns a fresh session. When the account has TOTP on, the password is set and every
+  session revoked all the same, but no session is opened: it fails with MFA_REQUIRED, and verifyMfa with its
+  ` + "`" + `extensions.mfaChallenge` + "`" + ` and a TOTP or recovery code opens the session (the link alone never passes the
+  second factor). Fails with INVALID_EMAIL_TOKEN, or BAD_USER_INPUT (field newPassword) when the new password
+  is not allowed, in which case the token stays usable.
   """
   resetPassword(
     "The token and the new password."

@@ -146,6 +146,11 @@ func TestOneCredentialFieldPerRequest(t *testing.T) {
 		"refresh twice":       `mutation { a: refreshToken(refreshToken: "x") { accessToken } b: refreshToken(refreshToken: "y") { accessToken } }`,
 		"reset and verify":    `mutation { resetPassword(input: {token: "x", newPassword: "password1"}) { accessToken } verifyEmail(token: "y") { id } }`,
 		"change e-mail twice": `mutation { a: changeEmail(input: {newEmail: "a@example.com", currentPassword: "g1"}) b: changeEmail(input: {newEmail: "b@example.com", currentPassword: "g2"}) }`,
+		"MFA codes":           `mutation { a: verifyMfa(challenge: "c", code: "000000") { accessToken } b: verifyMfa(challenge: "c", code: "000001") { accessToken } }`,
+		"reauthenticate":      `mutation { a: reauthenticate(password: "g1") { accessToken } b: reauthenticate(password: "g2") { accessToken } }`,
+		"TOTP management":     `mutation { disableTotp(code: "000000") regenerateRecoveryCodes(code: "000001") }`,
+		"passkey ceremonies":  `mutation { a: beginPasskeyLogin { challengeId } b: beginPasskeyLogin { challengeId } }`,
+		"passkey and login":   `mutation { finishPasskeyLogin(challengeId: "x", credential: {}) { accessToken } login(input: {email: "a@example.com", password: "x"}) { accessToken } }`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := e.Post(q, nil)

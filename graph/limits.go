@@ -54,13 +54,26 @@ const (
 	saturated = 1 << 40
 )
 
-// credentialFields are the root fields that check a secret (a password, a refresh token, or the
-// token of a mailed link) or hash a password. One operation may hold at most one of them, so aliases
-// cannot pack many guesses, or many argon2id hashes, into one request.
-var credentialFields = map[string]bool{
-	"login": true, "register": true, "refreshToken": true, "changePassword": true,
-	"resetPassword": true, "changeEmail": true, "verifyEmail": true,
+// credentialList are the root fields that check a secret (a password, a refresh token, the token of
+// a mailed link, a TOTP or recovery code, a passkey assertion), hash a password, or begin a ceremony
+// that stores a challenge. One operation may hold at most one of them, so aliases cannot pack many
+// guesses, many argon2id hashes or many stored challenges into one request.
+var credentialList = []string{
+	"login", "register", "refreshToken", "changePassword", "resetPassword", "changeEmail", "verifyEmail",
+	"verifyMfa", "reauthenticate", "startTotpEnrollment", "confirmTotpEnrollment", "disableTotp",
+	"regenerateRecoveryCodes", "beginPasskeyRegistration", "finishPasskeyRegistration", "beginPasskeyLogin",
+	"finishPasskeyLogin",
 }
+
+var credentialFields = func() map[string]bool {
+	m := make(map[string]bool, len(credentialList))
+	for _, f := range credentialList {
+		m[f] = true
+	}
+	return m
+}()
+
+var credentialMessage = "an operation may contain only one of " + strings.Join(credentialList, ", ") + "; this one has %s"
 
 // operationGuard is a gqlgen extension that checks the raw query before gqlgen parses and validates
 // it: it parses the document itself under the token limit, then measures every operation in one
@@ -155,8 +168,7 @@ func (g operationGuard) judge(c cost) *gqlerror.Error {
 		return limitError(model.ErrorCodeComplexityLimitExceeded,
 			"operation selects %s introspection fields, more than the limit of %d", count(c.introspection), l.MaxIntrospection)
 	case c.credentials > 1:
-		return limitError(model.ErrorCodeBadRequest,
-			"an operation may contain only one of login, register, refreshToken, changePassword, resetPassword, changeEmail and verifyEmail; this one has %s", count(c.credentials))
+		return limitError(model.ErrorCodeBadRequest, credentialMessage, count(c.credentials))
 	}
 	return nil
 }

@@ -12,8 +12,13 @@ import (
 
 var _ auth.FactorStore = (*DB)(nil)
 
-// CreateChallenge implements auth.FactorStore.
+// CreateChallenge implements auth.FactorStore. A challenge without a token (a passkey ceremony,
+// found by its id) leaves token_hash NULL: the SQLite driver would store a nil []byte as an empty
+// blob, and a second one would then collide with the first in the unique index.
 func (db *DB) CreateChallenge(ctx context.Context, c *models.AuthChallenge) error {
+	if c.TokenHash == nil {
+		return db.ctx(ctx).Omit("User", "TokenHash").Create(c).Error
+	}
 	return db.ctx(ctx).Omit("User").Create(c).Error
 }
 

@@ -170,8 +170,21 @@ func (db *DB) ResetPassword(ctx context.Context, r auth.PasswordReset) ([]string
 		if ids, err = revokeSessions(tx, auth.SessionFilter{UserID: r.UserID}, at); err != nil {
 			return err
 		}
-		if err := createSession(tx, r.Session, r.Token); err != nil {
-			return err
+		if r.Session != nil {
+			if err := createSession(tx, r.Session, r.Token); err != nil {
+				return err
+			}
+		}
+		if r.Challenge != nil {
+			// The second factor is still owed: the challenge proves the new password, so its version
+			// is the one just written (read back, not guessed: a concurrent change may have moved it).
+			if err := tx.Model(&models.User{}).Where("id = ?", r.UserID).Select("credentials_version").
+				Scan(&r.Challenge.CredentialsVersion).Error; err != nil {
+				return err
+			}
+			if err := tx.Omit("User").Create(r.Challenge).Error; err != nil {
+				return err
+			}
 		}
 		return tx.Create(notice).Error
 	})

@@ -541,3 +541,40 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// amr and auth_time travel in the token when given (auth_time in whole seconds, as every NumericDate),
+// and a token without them (minted before they were issued, or by Issue) still verifies.
+func TestAuthenticationClaims(t *testing.T) {
+	t.Parallel()
+	now := t0
+	iss, _ := newEd(t, &now, 0)
+	authAt := t0.Add(-90*time.Second - 400*time.Millisecond)
+	raw, _, err := iss.IssueAuthenticated("user-1", "sess-1", "USER", Authentication{AMR: []string{"pwd", "otp"}, Time: authAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := decodeSegment(t, strings.Split(raw, ".")[1])
+	if amr, ok := payload["amr"].([]any); !ok || len(amr) != 2 || amr[0] != "pwd" || amr[1] != "otp" {
+		t.Fatalf("amr claim = %#v", payload["amr"])
+	}
+	if at, ok := payload["auth_time"].(float64); !ok || int64(at) != authAt.Unix() {
+		t.Fatalf("auth_time claim = %#v, want %d", payload["auth_time"], authAt.Unix())
+	}
+	c, err := iss.Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.AMR) != 2 || c.AuthTime == nil || !c.AuthTime.Equal(authAt.Truncate(time.Second)) {
+		t.Fatalf("claims = %+v", c)
+	}
+	plain, _, err := iss.Issue("user-1", "sess-1", "USER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := decodeSegment(t, strings.Split(plain, ".")[1]); p["amr"] != nil || p["auth_time"] != nil {
+		t.Fatalf("Issue put amr/auth_time in the token: %v", p)
+	}
+	if c, err := iss.Verify(plain); err != nil || c.AMR != nil || c.AuthTime != nil {
+		t.Fatalf("token without amr/auth_time: %+v, %v", c, err)
+	}
+}

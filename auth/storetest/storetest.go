@@ -202,4 +202,4 @@ type testCase struct {
 }
 
 // cases is the suite, one entry per contract; the methods' cases are in the files named after them.
-var cases = slices.Concat(userCases, sessionCases, rotateCases, revokeCases, passwordCases)
+var cases = slices.Concat(userCases, sessionCases, rotateCases, revokeCases, passwordCases, factorCases, passkeyCases)

@@ -41,6 +41,9 @@ Usage:
   authctl user revoke-sessions -email E            revoke every live session of a user
   authctl user delete -email E                     delete a user: revokes every session first, frees
                                                    the e-mail; the row is purged after the retention
+  authctl user disable-totp -email E               turn a user's TOTP off and delete their recovery
+                                                   codes (a user locked out of the second factor;
+                                                   verify who is asking first)
   authctl purge [-retention D]                     delete expired and revoked sessions and expired
                                                    refresh tokens older than D (default JANITOR_RETENTION)
   authctl keys rotate                              rotate the signing keys
@@ -136,6 +139,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.userRevokeSessions(ctx, rest[1:])
 		case "user delete":
 			return c.userDelete(ctx, rest[1:])
+		case "user disable-totp":
+			return c.userDisableTOTP(ctx, rest[1:])
 		case "keys rotate":
 			return c.keysRotate(rest[1:])
 		}
@@ -394,6 +399,20 @@ func (c *cli) userDelete(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "deleted %s (%s) and revoked its %d sessions (running instances refuse its access tokens within about 1s)\n", addr, u.ID, n)
+		return nil
+	})
+}
+
+func (c *cli) userDisableTOTP(ctx context.Context, args []string) error {
+	return c.onUser(ctx, "user disable-totp", args, func(admin *auth.Admin, u *models.User, addr string) error {
+		err := admin.DisableTOTP(ctx, u.ID)
+		if errors.Is(err, auth.ErrConflict) {
+			return fmt.Errorf("TOTP is not enabled for %s", addr)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "disabled TOTP of %s and deleted its recovery codes; its next login needs the password only\n", addr)
 		return nil
 	})
 }

@@ -267,3 +267,40 @@ func TestUserDeleteRevokesFirst(t *testing.T) {
 		}
 	})
 }
+
+// user disable-totp turns a locked-out user's TOTP off, deletes the recovery codes, and audits it.
+func TestUserDisableTOTP(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		dir := t.TempDir()
+		env := map[string]string{"DATA_DIR": dir, "DATABASE_URL": dsn}
+		ctx := context.Background()
+		r := ctl(env, "correct horse battery\n", "user", "create", "-email", "lost@example.com")
+		r.want(t, 0, "", "")
+		id := strings.TrimSpace(r.stdout)
+		db, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		code := bytes.Repeat([]byte{9}, 32)
+		if err := db.SetPendingTOTP(ctx, id, []byte("sealed"), now); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.EnableTOTP(ctx, id, []byte("sealed"), 1, []models.RecoveryCode{{UserID: id, CodeHash: code, CreatedAt: now}}, now); err != nil {
+			t.Fatal(err)
+		}
+
+		ctl(env, "", "user", "disable-totp", "-email", "Lost@Example.com").want(t, 0, "disabled TOTP of lost@example.com", "event=admin_disable_totp")
+		u, err := db.UserByID(ctx, id)
+		if err != nil || u.TOTPEnabledAt != nil || u.TOTPSecret != nil {
+			t.Fatalf("after disable-totp: %+v, %v", u, err)
+		}
+		if err := db.UseRecoveryCode(ctx, id, code, now); !errors.Is(err, auth.ErrNotFound) {
+			t.Fatalf("a recovery code after disable-totp: %v", err)
+		}
+		ctl(env, "", "user", "disable-totp", "-email", "lost@example.com").want(t, 1, "", "TOTP is not enabled for lost@example.com")
+		ctl(env, "", "user", "disable-totp", "-email", "nobody@example.com").want(t, 1, "", "no user with e-mail nobody@example.com")
+		ctl(env, "", "user", "disable-totp").want(t, 2, "", "-email is required")
+	})
+}

@@ -183,7 +183,9 @@ const (
 	// decided: retry with backoff. A refreshToken that fails this way leaves the refresh token usable.
 	ErrorCodeServiceUnavailable ErrorCode = "SERVICE_UNAVAILABLE"
 	// The request itself is unusable: wrong Content-Type, undecodable variables, a mutation sent with GET, a
-	// JSON array batch, or more than one of login, register, refreshToken and changePassword in one operation.
+	// JSON array batch, or more than one mutation that checks a credential or begins a ceremony in one
+	// operation (login, register, refreshToken, changePassword, resetPassword, changeEmail, verifyEmail and
+	// every TOTP, MFA, reauthenticate and passkey mutation but deletePasskey).
 	ErrorCodeBadRequest ErrorCode = "BAD_REQUEST"
 	// Too many attempts from this client (an IPv6 client is its /64) or for this account, or the account is waiting
 	// out a back-off after many failed logins: wait `extensions.retryAfter` seconds.
