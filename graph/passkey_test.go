@@ -681,3 +681,57 @@ func TestPasskeyDatabaseOutage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// reauthenticate with a passkey: an assertion of a beginPasskeyLogin ceremony renews the session's
+// authentication (amr webauthn, same session, fresh auth_time) so that fresh-only fields work again;
+// another account's passkey, a used ceremony and a half-given passkey are refused.
+func TestReauthenticateWithPasskey(t *testing.T) {
+	t.Parallel()
+	const reauthPkQ = `mutation($id: ID, $c: JSON) { reauthenticate(challengeId: $id, credential: $c) { ` + apptest.PayloadFields + ` } }`
+	testdb.ForEach(t, func(t *testing.T, dsn string) {
+		e := passkeyEnv(t, dsn)
+		ann := e.Register("ann@example.com", pw)
+		bob := e.Register("bob@example.com", pw)
+		annKey, bobKey := webauthntest.New(pkOrigin), webauthntest.New(pkOrigin)
+		registerPasskey(t, e, ann.AccessToken, annKey, nil)
+		registerPasskey(t, e, bob.AccessToken, bobKey, nil)
+
+		e.Clock.Advance(10*time.Minute + time.Second)
+		apptest.WantOK(t, e.Post(passkeysQ, nil, apptest.Bearer(ann.AccessToken)...)) // not a fresh-only field
+		r := e.Post(beginRegQ, nil, apptest.Bearer(ann.AccessToken)...)
+		apptest.WantCode(t, r, "REAUTHENTICATION_REQUIRED", "")
+
+		// Bob's passkey cannot reauthenticate Ann's session, and the ceremony is spent by the try.
+		id, options := beginLogin(t, e)
+		bobAssertion := assert(t, bobKey, options)
+		apptest.WantCode(t, e.Post(reauthPkQ, map[string]any{"id": id, "c": bobAssertion}, apptest.Bearer(ann.AccessToken)...), "INVALID_PASSKEY", "")
+		apptest.WantCode(t, e.Post(reauthPkQ, map[string]any{"id": id, "c": assert(t, annKey, options)}, apptest.Bearer(ann.AccessToken)...), "INVALID_PASSKEY", "")
+		// Half a passkey is a bad input, not a refusal of the passkey.
+		apptest.WantCode(t, e.Post(reauthPkQ, map[string]any{"id": id}, apptest.Bearer(ann.AccessToken)...), "BAD_USER_INPUT", "")
+
+		id, options = beginLogin(t, e)
+		re := e.MustPair(e.Post(reauthPkQ, map[string]any{"id": id, "c": assert(t, annKey, options)}, apptest.Bearer(ann.AccessToken)...), "reauthenticate")
+		if amr := amrOf(t, re.AccessToken); !slices.Equal(amr, []string{"webauthn"}) {
+			t.Fatalf("amr after passkey reauthentication = %v", amr)
+		}
+		apptest.WantOK(t, e.Post(beginRegQ, nil, apptest.Bearer(re.AccessToken)...))
+		// The same session: it is still listed once, and the old refresh token is retired.
+		sessionsOf := func(access string) string {
+			sr := e.Post(`{ sessions { id current } }`, nil, apptest.Bearer(access)...)
+			apptest.WantOK(t, sr)
+			var sessions []struct {
+				ID      string `json:"id"`
+				Current bool   `json:"current"`
+			}
+			if sr.Decode(t, "sessions", &sessions); len(sessions) != 1 || !sessions[0].Current {
+				t.Fatalf("sessions: %s", sr.Raw)
+			}
+			return sessions[0].ID
+		}
+		if before, after := sessionsOf(ann.AccessToken), sessionsOf(re.AccessToken); before != after {
+			t.Fatalf("reauthentication moved the session: %s → %s", before, after)
+		}
+		apptest.WantCode(t, e.Refresh(ann.RefreshToken), "INVALID_REFRESH_TOKEN", "")
+		apptest.WantOK(t, e.Refresh(re.RefreshToken))
+	})
+}

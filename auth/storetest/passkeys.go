@@ -201,16 +201,6 @@ var passkeyCases = []testCase{
 	}},
 }
 
-// factors returns the store under test as a FactorStore, or skips the test.
-func (f *fixture) factors() auth.FactorStore {
-	f.t.Helper()
-	fs, ok := f.st.(auth.FactorStore)
-	if !ok {
-		f.t.Skip("the store has no second factors")
-	}
-	return fs
-}
-
 // newPasskey returns an unsaved passkey of u.
 func newPasskey(u *models.User, id, credentialID string, created time.Time) *models.Passkey {
 	return &models.Passkey{
