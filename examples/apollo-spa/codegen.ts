@@ -13,7 +13,7 @@ const config: CodegenConfig = {
       config: {
         useTypeImports: true,
         enumsAsTypes: true,
-        scalars: { Time: 'string' },
+        scalars: { Time: 'string', JSON: 'unknown' },
       },
     },
   },

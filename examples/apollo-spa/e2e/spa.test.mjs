@@ -1,315 +1,32 @@
 // End-to-end test of the SPA against the real server in a headless Chromium (Debian's, never a
 // downloaded one): cookie mode, CORS, single-flight refresh, session revocation, logout; and, with the
-// mail read back from Mailpit, e-mail verification and password reset.
+// mail read back from Mailpit, e-mail verification and password reset. (Second factors and passkeys:
+// factors.test.mjs; the server, vite and Chromium: harness.mjs.)
 //
 //   npm run e2e          (needs Go, /usr/bin/chromium: apt-get install -y chromium, and Mailpit)
-//
-// Everything runs on loopback: the server on 127.0.0.1:18080, `vite preview` on localhost:5173, Mailpit
-// (SMTP TEST_SMTP_URL, default smtp://127.0.0.1:1025; API TEST_MAILPIT_URL, default http://127.0.0.1:8025).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import {
+  ACCESS_TOKEN_TTL_S,
+  APP_ORIGIN,
+  SERVER_EXP_LEEWAY_S,
+  gql,
+  mailTo,
+  sleep,
+  startStack,
+  stopStack,
+  uniqueEmail,
+  waitForLink,
+  watch,
+} from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const appDir = path.resolve(here, '..');
-const repoRoot = path.resolve(appDir, '../..');
-const shotsDir = path.join(here, 'screenshots');
-const viteBin = path.join(appDir, 'node_modules', 'vite', 'bin', 'vite.js');
-const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-const SERVER_ADDR = '127.0.0.1:18080';
-const API_FOR_BROWSER = 'http://localhost:18080/graphql'; // what the SPA is built with
-const API_FOR_NODE = `http://${SERVER_ADDR}/graphql`;
-const APP_ORIGIN = 'http://localhost:5173';
-const ACCESS_TOKEN_TTL_S = 3;
-const SERVER_EXP_LEEWAY_S = 5; // the server accepts a token until 5 s (clock skew) after its exp
-
-// Mailpit, which may be shared with other tests: this test only reads mail to its own unique addresses
-// and never deletes any.
-const SMTP_URL = process.env.TEST_SMTP_URL || 'smtp://127.0.0.1:1025';
-const MAILPIT_URL = (process.env.TEST_MAILPIT_URL || 'http://127.0.0.1:8025').replace(/\/+$/, '');
-
-const SERVER_ENV = {
-  ADDR: SERVER_ADDR,
-  REFRESH_TOKEN_COOKIE: 'true',
-  COOKIE_SECURE: 'false', // the page is http://localhost; never in production
-  CORS_ALLOWED_ORIGINS: APP_ORIGIN,
-  ACCESS_TOKEN_TTL: `${ACCESS_TOKEN_TTL_S}s`,
-  LOGIN_RATE_LIMIT: 'off',
-  SMTP_URL,
-  // The mailed links open the SPA, which calls resetPassword / verifyEmail with the token.
-  PASSWORD_RESET_URL: `${APP_ORIGIN}/reset-password?token={token}`,
-  EMAIL_VERIFICATION_URL: `${APP_ORIGIN}/verify-email?token={token}`,
-};
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const execFileP = promisify(execFile);
-
-/** A child process whose output is kept (bounded) for failure messages. */
-function startProcess(name, cmd, args, options) {
-  const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = { name, child, log: '', exited: false, exitCode: null };
-  const keep = (chunk) => {
-    proc.log = (proc.log + chunk.toString()).slice(-20_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', (code, signal) => {
-    proc.exited = true;
-    proc.exitCode = code ?? signal;
-  });
-  child.on('error', (err) => keep(`\n[spawn error] ${err.message}\n`));
-  return proc;
-}
-
-async function stopProcess(proc) {
-  if (!proc || proc.exited) return;
-  proc.child.kill('SIGTERM');
-  for (let i = 0; i < 50 && !proc.exited; i++) await sleep(100);
-  if (!proc.exited) proc.child.kill('SIGKILL');
-}
-
-/** Polls url until it answers 200, failing early when proc dies. */
-async function waitForHttp(url, proc, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc.exited) throw new Error(`${proc.name} exited (${proc.exitCode}) before ${url} answered:\n${proc.log}`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms; ${proc.name} output:\n${proc.log}`);
-}
-
-async function portAnswers(url) {
-  try {
-    await fetch(url, { signal: AbortSignal.timeout(500) });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A GraphQL request from Node, straight to the server (not a browser: no Origin, no cookie jar). */
-async function gql(query, { variables, token, cookie } = {}) {
-  const headers = { 'Content-Type': 'application/json', 'User-Agent': 'gqlauth-e2e-node' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (cookie) headers.Cookie = cookie;
-  const res = await fetch(API_FOR_NODE, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
-  const body = await res.json();
-  const setCookie = res.headers.getSetCookie().find((c) => c.startsWith('refresh_token='));
-  return { status: res.status, body, cookie: setCookie?.split(';')[0] };
-}
-
-/** A unique address for one test, so that its mail can be told apart in a shared Mailpit. */
-function uniqueEmail(prefix) {
-  return `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-}
-
-async function mailpit(pathAndQuery) {
-  const res = await fetch(`${MAILPIT_URL}${pathAndQuery}`, { signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`Mailpit ${pathAndQuery}: HTTP ${res.status}`);
-  return res.json();
-}
-
-const mailText = new Map(); // Mailpit message ID → its text part (messages do not change)
-
-/** Every message to `to` in Mailpit, oldest first, with its subject and text part. */
-async function mailTo(to) {
-  const found = await mailpit(`/api/v1/search?limit=200&query=${encodeURIComponent(`to:"${to}"`)}`);
-  const messages = (found.messages ?? []).filter((m) => (m.To ?? []).some((r) => r.Address.toLowerCase() === to.toLowerCase()));
-  messages.sort((a, b) => Date.parse(a.Created) - Date.parse(b.Created));
-  const out = [];
-  for (const m of messages) {
-    if (!mailText.has(m.ID)) mailText.set(m.ID, (await mailpit(`/api/v1/message/${encodeURIComponent(m.ID)}`)).Text ?? '');
-    out.push({ id: m.ID, subject: m.Subject, text: mailText.get(m.ID) });
-  }
-  return out;
-}
-
-/**
- * Waits until at least `count` mails to `to` carry a link to APP_ORIGIN + pathname (`?token=…`) in
- * their text part, and returns the newest such link. The server sends from its outbox in the
- * background, so the mail comes a moment after the mutation that asked for it.
- */
-async function waitForLink(to, pathname, { count = 1, timeoutMs = 30_000 } = {}) {
-  const escaped = `${APP_ORIGIN}${pathname}`.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  const pattern = new RegExp(`${escaped}\\?token=[A-Za-z0-9_-]+`);
-  const deadline = Date.now() + timeoutMs;
-  let mails = [];
-  while (Date.now() < deadline) {
-    mails = await mailTo(to);
-    const links = mails.map((m) => m.text.match(pattern)?.[0]).filter(Boolean);
-    if (links.length >= count) return links[links.length - 1];
-    await sleep(250);
-  }
-  const seen = mails.map((m) => `- ${m.subject}`).join('\n') || '(none)';
-  throw new Error(`no ${count} mail(s) with a ${pathname} link to ${to} within ${timeoutMs} ms; mail to it:\n${seen}`);
-}
-
-let tmp;
-let server;
-let preview;
 let browser;
 
-before(
-  async () => {
-    if (!existsSync(chromiumPath)) {
-      throw new Error(`no Chromium at ${chromiumPath}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
-    }
-    if (!existsSync(viteBin)) throw new Error(`no ${viteBin}: run npm ci in ${appDir}`);
-    for (const url of [`http://${SERVER_ADDR}/healthz`, `${APP_ORIGIN}/`]) {
-      if (await portAnswers(url)) throw new Error(`something already answers at ${url}; stop it first`);
-    }
-    await mailpit('/api/v1/info').catch((err) => {
-      throw new Error(
-        `no Mailpit API at ${MAILPIT_URL} (${err.message}): run mailpit --smtp 127.0.0.1:1025 --listen 127.0.0.1:8025, ` +
-          'or set TEST_SMTP_URL and TEST_MAILPIT_URL',
-      );
-    });
-    tmp = await mkdtemp(path.join(tmpdir(), 'gqlauth-spa-e2e-'));
-    await rm(shotsDir, { recursive: true, force: true });
-    await mkdir(shotsDir, { recursive: true });
+before(async () => {
+  browser = await startStack({ shotPrefixes: ['session', 'mail'] });
+}, { timeout: 150_000 });
 
-    // 1. The server, with a fresh data directory and only the settings below (no inherited
-    //    DATABASE_URL, REDIS_URL or keys).
-    const serverBin = path.join(tmp, 'server');
-    const dist = path.join(tmp, 'dist');
-    const built = Promise.all([
-      execFileP('go', ['build', '-o', serverBin, './cmd/server'], { cwd: repoRoot, timeout: 120_000 }).catch((err) => {
-        throw new Error(`go build failed:\n${err.stderr || err.message}`);
-      }),
-      // 2. The SPA, built against the server's URL.
-      execFileP(process.execPath, [viteBin, 'build', '--outDir', dist, '--emptyOutDir', '--logLevel', 'warn'], {
-        cwd: appDir,
-        timeout: 120_000,
-        env: { ...process.env, VITE_GRAPHQL_URL: API_FOR_BROWSER },
-      }).catch((err) => {
-        throw new Error(`vite build failed:\n${err.stderr || err.message}`);
-      }),
-    ]);
-    await built;
-
-    server = startProcess('server', serverBin, [], {
-      cwd: tmp,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmp, DATA_DIR: path.join(tmp, 'data'), ...SERVER_ENV },
-    });
-    preview = startProcess(
-      'vite preview',
-      process.execPath,
-      [viteBin, 'preview', '--outDir', dist, '--host', 'localhost', '--port', '5173', '--strictPort'],
-      { cwd: appDir, env: process.env },
-    );
-    await Promise.all([
-      waitForHttp(`http://${SERVER_ADDR}/healthz`, server, 15_000),
-      waitForHttp(`${APP_ORIGIN}/`, preview, 15_000),
-    ]);
-
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      timeout: 30_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-  },
-  { timeout: 150_000 },
-);
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await Promise.all([stopProcess(preview), stopProcess(server)]);
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
-
-/**
- * Watches a page for a test: the browser console, every GraphQL call with its error codes, helpers on
- * data-testid elements, and step(), which screenshots each step (e2e/screenshots/<prefix>-NN-<step>.png)
- * and, when one fails, names it and adds the console, the calls and the server's log to the error.
- */
-function watch(context, page, prefix) {
-  const consoleLog = [];
-  page.on('console', (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => consoleLog.push(`[pageerror] ${e.message}`));
-
-  // Every GraphQL POST the page makes: the operation and, once answered, the error codes.
-  const calls = [];
-  page.on('request', (req) => {
-    if (req.method() !== 'POST' || req.url() !== API_FOR_BROWSER) return;
-    let body = {};
-    try {
-      body = JSON.parse(req.postData() ?? '{}');
-    } catch {
-      // counted below as an unknown operation
-    }
-    const call = { query: body.query ?? '', codes: null, done: null };
-    call.done = req
-      .response()
-      .then((res) => res?.json())
-      .then((json) => {
-        call.codes = (json?.errors ?? []).map((e) => e.extensions?.reason ?? e.extensions?.code);
-      })
-      .catch(() => {
-        call.codes = ['NO_RESPONSE'];
-      });
-    calls.push(call);
-  });
-  const settle = () => Promise.all(calls.map((c) => c.done));
-  const refreshCalls = (list) => list.filter((c) => c.query.includes('refreshToken'));
-
-  let shot = 0;
-  const screenshot = async (name) => {
-    shot += 1;
-    await page.screenshot({ path: path.join(shotsDir, `${prefix}-${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-  };
-
-  const byId = (id) => page.locator(`[data-testid="${id}"]`);
-  const idle = () => page.waitForSelector('body:not([aria-busy])', { state: 'attached' });
-  const visible = (id) => byId(id).waitFor({ state: 'visible' });
-  const text = (id) => byId(id).textContent();
-  const rows = () => byId('session-row').count();
-  const noError = async () => assert.equal(await byId('error').isVisible(), false, `error shown: ${await text('error')}`);
-  const pageErrors = () => consoleLog.filter((l) => l.startsWith('[pageerror]'));
-  const refreshCookie = async () =>
-    (await context.cookies(API_FOR_BROWSER)).find((c) => c.name === 'refresh_token');
-
-  const step = async (name, fn) => {
-    try {
-      await fn();
-      await screenshot(name);
-    } catch (err) {
-      await screenshot(`FAILED-${name}`).catch(() => {});
-      await settle();
-      const ops = calls.map((c) => `${c.query.replace(/\s+/g, ' ').slice(0, 60)} -> ${JSON.stringify(c.codes)}`);
-      err.message =
-        `step "${name}" failed: ${err.message}\n` +
-        `--- browser console ---\n${consoleLog.slice(-30).join('\n')}\n` +
-        `--- GraphQL calls of the page ---\n${ops.slice(-30).join('\n')}\n` +
-        `--- server output (tail) ---\n${server.log.slice(-4000)}`;
-      throw err;
-    }
-  };
-
-  return { calls, settle, refreshCalls, byId, idle, visible, text, rows, noError, refreshCookie, step, pageErrors };
-}
+after(stopStack);
 
 test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90_000 }, async () => {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
@@ -364,9 +81,9 @@ test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90
       await noError();
       const these = calls.slice(before);
       const failed = these.filter((c) => c.codes?.includes('TOKEN_EXPIRED'));
-      assert.equal(failed.length, 2, `expected me and sessions to fail with TOKEN_EXPIRED once each; calls: ${JSON.stringify(these.map((c) => c.codes))}`);
+      assert.equal(failed.length, 3, `expected me, sessions and passkeys to fail with TOKEN_EXPIRED once each; calls: ${JSON.stringify(these.map((c) => c.codes))}`);
       assert.equal(refreshCalls(these).length, 1, `expected exactly one refreshToken request, got ${refreshCalls(these).length}`);
-      assert.equal(these.length, 5, 'expected me + sessions, one refresh, me + sessions again');
+      assert.equal(these.length, 7, 'expected me + sessions + passkeys, one refresh, me + sessions + passkeys again');
       assert.equal(await text('me-email'), email);
       assert.equal(await rows(), 1);
     });

@@ -1,20 +1,16 @@
 import './style.css';
 import { CombinedGraphQLErrors } from '@apollo/client';
 import { client } from './apollo';
-import {
-  clearAccessToken,
-  getAccessToken,
-  onLoggedOut,
-  RefreshError,
-  refreshAccessToken,
-  setAccessToken,
-} from './auth';
+import { clearAccessToken, getAccessToken, onLoggedOut, refreshAccessToken, setAccessToken } from './auth';
 import type { SessionsQuery } from './gql/graphql';
 import {
+  beginPasskeyLoginMutation,
+  finishPasskeyLoginMutation,
   loginMutation,
   logoutAllMutation,
   logoutMutation,
   meQuery,
+  passkeysQuery,
   registerMutation,
   requestEmailVerificationMutation,
   requestPasswordResetMutation,
@@ -22,20 +18,21 @@ import {
   revokeSessionMutation,
   sessionsQuery,
   verifyEmailMutation,
+  verifyMfaMutation,
 } from './operations';
-
-function byTestId<T extends HTMLElement>(id: string): T {
-  const el = document.querySelector<T>(`[data-testid="${id}"]`);
-  if (!el) throw new Error(`missing element ${id}`);
-  return el;
-}
+import { initSecurity, renderSecurity, resetSecurity } from './security';
+import { byTestId, cell, clearError, errorCode, errorExtension, run } from './ui';
+import { getPasskey } from './webauthn';
 
 const ui = {
   status: byTestId<HTMLParagraphElement>('status'),
-  error: byTestId<HTMLParagraphElement>('error'),
   form: byTestId<HTMLFormElement>('login-form'),
   email: byTestId<HTMLInputElement>('email-input'),
   password: byTestId<HTMLInputElement>('password-input'),
+  passkeyLogin: byTestId<HTMLButtonElement>('passkey-login-button'),
+  mfaForm: byTestId<HTMLFormElement>('mfa-form'),
+  mfaCode: byTestId<HTMLInputElement>('mfa-code-input'),
+  mfaCancel: byTestId<HTMLButtonElement>('mfa-cancel-button'),
   account: byTestId<HTMLElement>('account'),
   meEmail: byTestId<HTMLElement>('me-email'),
   meVerified: byTestId<HTMLElement>('me-verified'),
@@ -57,45 +54,18 @@ const ui = {
 };
 
 // The page's views: exactly one is shown at a time (see showView).
-const views = [ui.form, ui.account, ui.forgotForm, ui.resetForm, ui.resetInvalid, ui.verify];
+const views = [ui.form, ui.mfaForm, ui.account, ui.forgotForm, ui.resetForm, ui.resetInvalid, ui.verify];
 
 function showView(view: HTMLElement): void {
   for (const v of views) v.hidden = v !== view;
-}
-
-/** The error code of a GraphQL error response (extensions.code), or undefined for anything else. */
-function errorCode(err: unknown): string | undefined {
-  if (!CombinedGraphQLErrors.is(err)) return undefined;
-  const code = err.errors[0]?.extensions?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/** "CODE (reason or field): message", from the server's errors[].extensions. */
-function describeError(err: unknown): string {
-  if (CombinedGraphQLErrors.is(err)) {
-    const first = err.errors[0];
-    const ext = first?.extensions ?? {};
-    const detail = ext.reason ?? ext.field;
-    return `${String(ext.code ?? 'ERROR')}${detail ? ` (${String(detail)})` : ''}: ${first?.message ?? ''}`;
-  }
-  if (err instanceof RefreshError) return `${err.code ?? 'REFRESH_FAILED'}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-function showError(err: unknown): void {
-  ui.error.textContent = describeError(err);
-  ui.error.hidden = false;
-}
-
-function clearError(): void {
-  ui.error.textContent = '';
-  ui.error.hidden = true;
 }
 
 function showLogin(status = 'Not signed in.'): void {
   ui.meEmail.textContent = '';
   ui.meVerified.textContent = '';
   ui.sessions.replaceChildren();
+  mfaChallenge = '';
+  ui.mfaCode.value = '';
   showView(ui.form);
   ui.status.textContent = status;
 }
@@ -108,12 +78,6 @@ function renderSessions(sessions: SessionsQuery['sessions']): void {
       const row = document.createElement('tr');
       row.dataset.testid = 'session-row';
       row.dataset.current = String(s.current);
-      const cell = (text: string, className?: string) => {
-        const td = document.createElement('td');
-        td.textContent = text;
-        if (className) td.className = className;
-        return td;
-      };
       const action = document.createElement('td');
       if (s.current) {
         const marker = document.createElement('span');
@@ -148,16 +112,18 @@ function renderVerified(verified: boolean): void {
   ui.resendVerification.hidden = verified;
 }
 
-/** Loads me and sessions in parallel and shows the logged-in view. */
+/** Loads me, sessions and passkeys in parallel and shows the logged-in view. */
 async function loadAccount(): Promise<void> {
-  const [me, sessions] = await Promise.all([
+  const [me, sessions, passkeys] = await Promise.all([
     client.query({ query: meQuery, fetchPolicy: 'network-only' }),
     client.query({ query: sessionsQuery, fetchPolicy: 'network-only' }),
+    client.query({ query: passkeysQuery, fetchPolicy: 'network-only' }),
   ]);
-  if (!me.data || !sessions.data) throw new Error('empty response');
+  if (!me.data || !sessions.data || !passkeys.data) throw new Error('empty response');
   ui.meEmail.textContent = me.data.me.email;
   renderVerified(me.data.me.emailVerified);
   renderSessions(sessions.data.sessions);
+  renderSecurity(me.data.me.totpEnabled, passkeys.data.passkeys);
   showView(ui.account);
   ui.status.textContent = `Loaded at ${new Date().toLocaleTimeString()}.`;
 }
@@ -171,24 +137,36 @@ async function revokeSession(id: string): Promise<void> {
 /** Forgets everything about the user on this page. */
 async function forgetUser(status: string): Promise<void> {
   clearAccessToken();
+  resetSecurity();
   await client.clearStore();
   showLogin(status);
 }
 
-/** Runs a user action: buttons disabled meanwhile, errors shown with their code. */
-async function run(action: () => Promise<void>): Promise<void> {
-  const buttons = [...document.querySelectorAll('button')];
-  buttons.forEach((b) => (b.disabled = true));
-  document.body.setAttribute('aria-busy', 'true');
-  clearError();
-  try {
-    await action();
-  } catch (err) {
-    showError(err);
-  } finally {
-    buttons.forEach((b) => (b.disabled = false));
-    document.body.removeAttribute('aria-busy');
-  }
+/** Signed in by any route (password, second factor, passkey): stores the token, shows the account. */
+async function signedIn(accessToken: string): Promise<void> {
+  setAccessToken(accessToken); // the refresh token arrived as an HttpOnly cookie
+  ui.password.value = '';
+  mfaChallenge = '';
+  ui.mfaCode.value = '';
+  await loadAccount();
+}
+
+// ---- The second step of a login: TOTP or recovery code -------------------------------------------
+// With TOTP on, the right password answers MFA_REQUIRED with extensions.mfaChallenge (opaque, single
+// use, 5 minutes); verifyMfa turns it and a code into a session. It lives in this variable only.
+let mfaChallenge = '';
+
+/** If err is MFA_REQUIRED, shows the code step and returns true. */
+function startMfaStep(err: unknown): boolean {
+  const challenge = errorExtension(err, 'mfaChallenge');
+  if (errorCode(err) !== 'MFA_REQUIRED' || typeof challenge !== 'string' || challenge === '') return false;
+  mfaChallenge = challenge;
+  ui.password.value = '';
+  ui.mfaCode.value = '';
+  showView(ui.mfaForm);
+  ui.status.textContent = 'Password accepted: one more step.';
+  ui.mfaCode.focus();
+  return true;
 }
 
 ui.form.addEventListener('submit', (event) => {
@@ -202,15 +180,59 @@ ui.form.addEventListener('submit', (event) => {
       if (!data) throw new Error('empty response');
       token = data.register.accessToken;
     } else {
-      const { data } = await client.mutate({ mutation: loginMutation, variables: { input } });
-      if (!data) throw new Error('empty response');
-      token = data.login.accessToken;
+      try {
+        const { data } = await client.mutate({ mutation: loginMutation, variables: { input } });
+        if (!data) throw new Error('empty response');
+        token = data.login.accessToken;
+      } catch (err) {
+        if (startMfaStep(err)) return;
+        throw err;
+      }
     }
-    setAccessToken(token); // the refresh token arrived as an HttpOnly cookie
-    ui.password.value = '';
-    await loadAccount();
+    await signedIn(token);
   });
 });
+
+ui.mfaForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const code = ui.mfaCode.value.trim();
+  void run(async () => {
+    try {
+      const { data } = await client.mutate({ mutation: verifyMfaMutation, variables: { challenge: mfaChallenge, code } });
+      if (!data) throw new Error('empty response');
+      await signedIn(data.verifyMfa.accessToken);
+    } catch (err) {
+      // A dead challenge (expired, used, or five wrong codes): back to the password.
+      if (errorCode(err) === 'INVALID_MFA_CODE' && errorExtension(err, 'field') === 'challenge') {
+        showLogin('That sign-in attempt has ended. Please log in again.');
+      } else if (!ui.mfaForm.hidden) {
+        ui.mfaCode.value = ''; // a wrong code: the step stays for another try
+        ui.mfaCode.focus();
+      }
+      throw err;
+    }
+  });
+});
+
+ui.mfaCancel.addEventListener('click', () => {
+  clearError();
+  showLogin();
+});
+
+// ---- Passwordless: a passkey (discoverable credential: no e-mail typed) ---------------------------
+ui.passkeyLogin.addEventListener('click', () =>
+  void run(async () => {
+    const { data } = await client.mutate({ mutation: beginPasskeyLoginMutation });
+    if (!data) throw new Error('empty response');
+    const credential = await getPasskey(data.beginPasskeyLogin.options);
+    const finished = await client.mutate({
+      mutation: finishPasskeyLoginMutation,
+      variables: { challengeId: data.beginPasskeyLogin.challengeId, credential },
+    });
+    if (!finished.data) throw new Error('empty response');
+    await signedIn(finished.data.finishPasskeyLogin.accessToken);
+  }),
+);
 
 ui.refresh.addEventListener('click', () => void run(loadAccount));
 
@@ -274,6 +296,14 @@ ui.resetForm.addEventListener('submit', (event) => {
       // The password is not allowed; the token stays usable, so the form stays up for another try.
       if (code === 'BAD_USER_INPUT' && CombinedGraphQLErrors.is(err)) {
         showFieldError(err.errors[0]?.message ?? 'This password is not allowed.');
+        return;
+      }
+      // The password is changed, but the account has TOTP on: the new session needs the second step.
+      if (startMfaStep(err)) {
+        ui.resetPassword.value = '';
+        ui.resetConfirm.value = '';
+        history.replaceState(null, '', '/');
+        ui.status.textContent = 'Your password was changed. One more step: enter the code from your authenticator app.';
         return;
       }
       throw err;
@@ -388,8 +418,10 @@ window.addEventListener('popstate', () => void run(route));
 // A refresh found the session over (revoked elsewhere, expired, logged out in another tab).
 onLoggedOut(() => {
   void client.clearStore();
+  resetSecurity(); // a TOTP secret or recovery codes on display go too
   if (currentRoute() === 'home') showLogin('Your session has ended. Please log in.');
 });
 
 // (index.html starts with aria-busy="true"; run() removes it when the first view is ready.)
+initSecurity(loadAccount);
 void run(route);

@@ -11,6 +11,7 @@ export const meQuery = graphql(`
       role
       createdAt
       emailVerified
+      totpEnabled
     }
   }
 `);
@@ -121,5 +122,122 @@ export const verifyEmailMutation = graphql(`
       email
       emailVerified
     }
+  }
+`);
+
+// ---- Second factors and passkeys ------------------------------------------------------------------
+// The mutations marked @auth(fresh: true) in the schema (startTotpEnrollment, disableTotp,
+// regenerateRecoveryCodes, beginPasskeyRegistration, deletePasskey) may fail with
+// REAUTHENTICATION_REQUIRED: main.ts sends them through withStepUp, which asks the user to confirm
+// it's them (reauthenticate) and retries once.
+
+export const passkeysQuery = graphql(`
+  query Passkeys {
+    passkeys {
+      id
+      name
+      createdAt
+      lastUsedAt
+    }
+  }
+`);
+
+export const startTotpEnrollmentMutation = graphql(`
+  mutation StartTotpEnrollment {
+    startTotpEnrollment {
+      secret
+      otpauthUri
+    }
+  }
+`);
+
+// The 10 recovery codes come back only here (and from regenerateRecoveryCodes): shown once, never stored.
+export const confirmTotpEnrollmentMutation = graphql(`
+  mutation ConfirmTotpEnrollment($code: String!) {
+    confirmTotpEnrollment(code: $code)
+  }
+`);
+
+export const disableTotpMutation = graphql(`
+  mutation DisableTotp($code: String!) {
+    disableTotp(code: $code)
+  }
+`);
+
+export const regenerateRecoveryCodesMutation = graphql(`
+  mutation RegenerateRecoveryCodes($code: String!) {
+    regenerateRecoveryCodes(code: $code)
+  }
+`);
+
+// The second step of a login (or of resetPassword) that failed with MFA_REQUIRED: the challenge is the
+// error's extensions.mfaChallenge. Like login, the refresh token arrives as the HttpOnly cookie.
+export const verifyMfaMutation = graphql(`
+  mutation VerifyMfa($challenge: String!, $code: String!) {
+    verifyMfa(challenge: $challenge, code: $code) {
+      accessToken
+      expiresIn
+      user {
+        id
+        email
+      }
+    }
+  }
+`);
+
+// Step-up: the password (plus a code when TOTP is on), or a passkey assertion. Returns a fresh access
+// token for the same session, with a new auth_time.
+export const reauthenticateMutation = graphql(`
+  mutation Reauthenticate($password: String, $code: String, $challengeId: ID, $credential: JSON) {
+    reauthenticate(password: $password, code: $code, challengeId: $challengeId, credential: $credential) {
+      accessToken
+      expiresIn
+    }
+  }
+`);
+
+// PublicKeyCredentialCreationOptions in their JSON form (for PublicKeyCredential.parseCreationOptionsFromJSON).
+export const beginPasskeyRegistrationMutation = graphql(`
+  mutation BeginPasskeyRegistration {
+    beginPasskeyRegistration
+  }
+`);
+
+export const finishPasskeyRegistrationMutation = graphql(`
+  mutation FinishPasskeyRegistration($credential: JSON!, $name: String) {
+    finishPasskeyRegistration(credential: $credential, name: $name) {
+      id
+      name
+      createdAt
+      lastUsedAt
+    }
+  }
+`);
+
+export const beginPasskeyLoginMutation = graphql(`
+  mutation BeginPasskeyLogin {
+    beginPasskeyLogin {
+      challengeId
+      options
+    }
+  }
+`);
+
+export const finishPasskeyLoginMutation = graphql(`
+  mutation FinishPasskeyLogin($challengeId: ID!, $credential: JSON!) {
+    finishPasskeyLogin(challengeId: $challengeId, credential: $credential) {
+      accessToken
+      expiresIn
+      user {
+        id
+        email
+      }
+    }
+  }
+`);
+
+export const deletePasskeyMutation = graphql(`
+  mutation DeletePasskey($id: ID!) {
+    deletePasskey(id: $id)
   }
 `);
