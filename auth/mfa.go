@@ -83,8 +83,6 @@ type ReauthInput struct {
 	Credential  []byte
 }
 
-var errNotImplemented = errors.New("auth: not implemented yet")
-
 // factors returns the FactorStore, or errNoFactorStore.
 func (s *Service) factors() (FactorStore, error) {
 	if s.opts.Factors == nil {
