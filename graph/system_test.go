@@ -4,7 +4,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -218,7 +220,8 @@ func TestAccessTokenShape(t *testing.T) {
 	}
 }
 
-// Nothing secret is stored in plaintext: not the refresh tokens, not the passwords, not the access tokens.
+// Nothing secret is stored in plaintext: not the refresh tokens, the passwords or the access tokens,
+// nor the TOTP secret, the recovery codes or an MFA challenge.
 func TestNoPlaintextSecretsAtRest(t *testing.T) {
 	t.Parallel()
 	testdb.ForEach(t, func(t *testing.T, dsn string) {
@@ -228,7 +231,22 @@ func TestNoPlaintextSecretsAtRest(t *testing.T) {
 		l := e.Login("alice@example.com", pw)
 		secrets := []string{pw, p.RefreshToken, q.RefreshToken, l.RefreshToken, p.AccessToken, q.AccessToken}
 
-		dump := dumpTables(t, e, "users", "sessions", "refresh_tokens", "email_tokens", "mail_outbox")
+		// Second factors: the TOTP secret (as base32 and as its raw bytes), the recovery codes (as shown
+		// and normalised) and the MFA challenge of a login.
+		totpSecret, codes := enrolTOTP(t, e, l.AccessToken)
+		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(totpSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, totpSecret, strings.ToLower(totpSecret), hex.EncodeToString(raw), string(raw))
+		for _, c := range codes {
+			secrets = append(secrets, c, strings.ReplaceAll(c, "-", ""))
+		}
+		challenge := mfaChallenge(t, e, "alice@example.com", pw)
+		m := e.MustPair(verifyMfa(e, challenge, codes[0]), "verifyMfa")
+		secrets = append(secrets, challenge, m.RefreshToken, m.AccessToken)
+
+		dump := dumpTables(t, e, "users", "sessions", "refresh_tokens", "email_tokens", "mail_outbox", "recovery_codes", "auth_challenges")
 		for _, s := range secrets {
 			if strings.Contains(dump, s) {
 				t.Fatalf("a secret is stored in plaintext: %.12s…", s)
