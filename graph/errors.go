@@ -172,10 +172,10 @@ func lookupError(err error, ext map[string]any, gqlErr *gqlerror.Error) bool {
 		if errors.Is(err, e.err) {
 			gqlErr.Message = e.message
 			ext["code"] = string(e.code)
-			switch e.err {
-			case auth.ErrInvalidMFACode:
+			switch {
+			case errors.Is(e.err, auth.ErrInvalidMFACode):
 				ext["field"] = "code"
-			case auth.ErrInvalidMFAChallenge:
+			case errors.Is(e.err, auth.ErrInvalidMFAChallenge):
 				ext["field"] = "challenge"
 			}
 			if e.reason != "" {
