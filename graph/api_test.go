@@ -306,19 +306,7 @@ func TestConcurrentRefreshRace(t *testing.T) {
 		const n = 16
 		for round := range 3 {
 			p := e.Register(fmt.Sprintf("u%d@example.com", round), pw)
-			var wg sync.WaitGroup
-			results := make([]apptest.Response, n)
-			start := make(chan struct{})
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					results[i] = e.Refresh(p.RefreshToken)
-				}()
-			}
-			close(start)
-			wg.Wait()
+			results := apptest.Concurrently(n, func(int) apptest.Response { return e.Refresh(p.RefreshToken) })
 			ok := 0
 			for _, r := range results {
 				switch r.Code() {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -275,17 +274,7 @@ func TestVerifyMFAConcurrent(t *testing.T) {
 		e.Clock.Advance(30 * time.Second)
 		ch, code := mfaChallenge(t, e, "cy@example.com", pw), totpAt(t, e, secret, 0)
 		const n = 6
-		results := make([]apptest.Response, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				results[i] = verifyMfa(e, ch, code)
-			})
-		}
-		close(start)
-		wg.Wait()
+		results := apptest.Concurrently(n, func(int) apptest.Response { return verifyMfa(e, ch, code) })
 		wins := 0
 		for _, r := range results {
 			switch r.Code() {

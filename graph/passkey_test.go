@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -532,17 +531,7 @@ func TestPasskeyLoginConcurrent(t *testing.T) {
 		for round := range 3 {
 			id, options := beginLogin(t, e)
 			assertion := assert(t, a, options)
-			results := make([]apptest.Response, n)
-			var wg sync.WaitGroup
-			start := make(chan struct{})
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					results[i] = finishLogin(e, id, assertion)
-				})
-			}
-			close(start)
-			wg.Wait()
+			results := apptest.Concurrently(n, func(int) apptest.Response { return finishLogin(e, id, assertion) })
 			ok := 0
 			for _, r := range results {
 				switch r.Code() {

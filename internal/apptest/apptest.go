@@ -343,3 +343,20 @@ func WantOK(t testing.TB, r Response) {
 		t.Fatalf("want no error, got: %s", r.Raw)
 	}
 }
+
+// Concurrently runs do(0) … do(n-1) at once (each in its own goroutine, released together so that
+// they overlap as much as the scheduler allows) and returns their responses in order.
+func Concurrently(n int, do func(i int) Response) []Response {
+	results := make([]Response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i] = do(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return results
+}
