@@ -26,6 +26,10 @@ type revocations struct {
 	revoked  map[string]time.Time // session id → revoked at
 	lastSync time.Time            // when the last successful poll started
 	cursor   time.Time            // poll from here (minus overlap) next time
+
+	// onRevoked, if set, is told of sessions seen revoked for the first time (made here, broadcast or
+	// polled), outside the lock: the live session events (live.go). It must not block.
+	onRevoked func(ids []string, at time.Time)
 }
 
 // pollOverlap re-reads recent revocations on every poll: it covers transactions that committed after
@@ -69,11 +73,22 @@ func publish(ctx context.Context, b Broadcaster, ids []string, log *slog.Logger)
 
 // record marks sessions revoked in the local set.
 func (r *revocations) record(ids []string, at time.Time) {
+	var fresh []string
 	r.mu.Lock()
 	for _, id := range ids {
+		if _, seen := r.revoked[id]; !seen {
+			fresh = append(fresh, id)
+		}
 		r.revoked[id] = at
 	}
 	r.mu.Unlock()
+	r.notify(fresh, at)
+}
+
+func (r *revocations) notify(ids []string, at time.Time) {
+	if r.onRevoked != nil && len(ids) > 0 {
+		r.onRevoked(ids, at)
+	}
 }
 
 // isRevoked answers from the cache when it is fresh, and from the database otherwise.
@@ -103,9 +118,12 @@ func (r *revocations) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var fresh []string
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, rv := range revs {
+		if _, seen := r.revoked[rv.ID]; !seen {
+			fresh = append(fresh, rv.ID)
+		}
 		r.revoked[rv.ID] = rv.RevokedAt
 	}
 	for id, at := range r.revoked {
@@ -114,6 +132,8 @@ func (r *revocations) sync(ctx context.Context) error {
 		}
 	}
 	r.cursor, r.lastSync = start, start
+	r.mu.Unlock()
+	r.notify(fresh, start)
 	return nil
 }
 

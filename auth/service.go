@@ -123,6 +123,7 @@ type Service struct {
 
 	broadcastsReceived atomic.Int64
 	users              userCache
+	live               *hub // the watches of live session events (live.go)
 	// webauthn is the passkey relying party (nil without Options.WebAuthn.RPID; see passkey.go).
 	webauthn *webauthn.WebAuthn
 	// dummyHash is verified against when the e-mail is unknown, so that a login for an unknown
@@ -166,16 +167,20 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	}
 	// Microseconds: what Postgres stores, so a time read back equals the one written.
 	now := func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) }
+	live := newHub()
+	revs := newRevocations(store, opts.Broadcaster, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute)
+	revs.onRevoked = live.revoked
 	return &Service{
 		store:     store,
 		tokens:    tokens,
 		opts:      opts,
 		now:       now,
 		log:       opts.Logger,
-		revs:      newRevocations(store, opts.Broadcaster, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute),
+		revs:      revs,
 		dummyHash: dummy,
 		hashSlots: make(chan struct{}, opts.HashConcurrency),
 		users:     newUserCache(),
+		live:      live,
 		webauthn:  wa,
 	}, nil
 }

@@ -301,6 +301,39 @@ func (r *sessionResolver) Current(ctx context.Context, obj *models.Session) (boo
 	return obj.ID == p.SessionID, nil
 }
 
+// SessionEvents is the resolver for the sessionEvents field.
+func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model.SessionEvent, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := r.Auth.WatchSession(p)
+	// Unbuffered: an event is handed to gqlgen's writer before the next one is taken, so the
+	// SESSION_REVOKED of this socket's session goes out before the transport closes the socket.
+	out := make(chan *model.SessionEvent)
+	go func() {
+		defer w.Stop()
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-w.Events():
+				ev := &model.SessionEvent{Type: model.SessionEventType(e.Type), SessionID: e.SessionID, Current: e.SessionID == p.SessionID, At: e.At}
+				if ev.SessionID == "" {
+					ev.SessionID = p.SessionID
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
 // EmailVerified is the resolver for the emailVerified field.
 func (r *userResolver) EmailVerified(ctx context.Context, obj *models.User) (bool, error) {
 	return obj.EmailVerifiedAt != nil, nil
@@ -320,12 +353,16 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 // Session returns SessionResolver implementation.
 func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 // User returns UserResolver implementation.
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
-	sessionResolver  struct{ *Resolver }
-	userResolver     struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	sessionResolver      struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+	userResolver         struct{ *Resolver }
 )

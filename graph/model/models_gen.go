@@ -87,6 +87,26 @@ type ResetPasswordInput struct {
 	NewPassword string `json:"newPassword"`
 }
 
+// A live event about one of the caller's sessions.
+type SessionEvent struct {
+	// What happened.
+	Type SessionEventType `json:"type"`
+	// The session it happened to (for PASSWORD_CHANGED: the session that changed it, if any, else the caller's).
+	SessionID string `json:"sessionId"`
+	// True when it is the session of the subscribing socket: after SESSION_REVOKED with current true the socket is closed (4403 SESSION_REVOKED).
+	Current bool `json:"current"`
+	// When it happened.
+	At time.Time `json:"at"`
+}
+
+// Live streams, over the graphql-ws protocol (subprotocol `graphql-transport-ws`) on /graphql. Send the
+// access token in the `connection_init` payload as `{"Authorization": "Bearer <token>"}`. A missing,
+// invalid, expired or revoked token closes the socket with code 4403 and the AuthErrorReason as the close
+// reason; so does the revocation of the socket's session (SESSION_REVOKED) and the expiry of its token
+// while connected (TOKEN_EXPIRED: refresh and reconnect).
+type Subscription struct {
+}
+
 // A TOTP secret waiting to be confirmed by confirmTotpEnrollment. Show `otpauthUri` as a QR code (or the
 // secret for typing in) to the authenticator app.
 type TotpEnrollment struct {
@@ -285,6 +305,67 @@ func (e *ErrorCode) UnmarshalJSON(b []byte) error {
 }
 
 func (e ErrorCode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happened to a session of the caller's account (see sessionEvents).
+type SessionEventType string
+
+const (
+	// Another login (or registration, MFA or passkey login) opened a session of the account.
+	SessionEventTypeSessionCreated SessionEventType = "SESSION_CREATED"
+	// A session of the account was revoked: logout, logoutAll, revokeSession, a password change or reset, reuse detection or an administrator.
+	SessionEventTypeSessionRevoked SessionEventType = "SESSION_REVOKED"
+	// The account's password was changed or reset (its other sessions are revoked too).
+	SessionEventTypePasswordChanged SessionEventType = "PASSWORD_CHANGED"
+)
+
+var AllSessionEventType = []SessionEventType{
+	SessionEventTypeSessionCreated,
+	SessionEventTypeSessionRevoked,
+	SessionEventTypePasswordChanged,
+}
+
+func (e SessionEventType) IsValid() bool {
+	switch e {
+	case SessionEventTypeSessionCreated, SessionEventTypeSessionRevoked, SessionEventTypePasswordChanged:
+		return true
+	}
+	return false
+}
+
+func (e SessionEventType) String() string {
+	return string(e)
+}
+
+func (e *SessionEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SessionEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SessionEventType", str)
+	}
+	return nil
+}
+
+func (e SessionEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SessionEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SessionEventType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
