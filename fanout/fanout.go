@@ -60,7 +60,7 @@ type Redis struct {
 
 	client  redis.UniversalClient
 	channel string
-	events  string // EventsChannel(channel)
+	events  string           // EventsChannel(channel)
 	health  *degrade.Tracker // degraded: Redis is failing, revocations travel by database polling
 }
 
