@@ -172,7 +172,11 @@ func (s *Service) received(m Broadcast) {
 		s.broadcastsReceived.Add(int64(len(m.SessionIDs)))
 	}
 	if e := m.Event; e != nil && e.UserID != "" && (e.Type == SessionCreated || e.Type == PasswordChanged) {
-		s.live.publish(*e)
+		// Like a polled one, an event that happened before a watch (and reached Redis late) is not
+		// news to it.
+		s.live.mu.Lock()
+		s.live.publishLocked(*e, true)
+		s.live.mu.Unlock()
 	}
 }
 
@@ -218,9 +222,11 @@ func (h *hub) publish(e SessionEvent) {
 	h.publishLocked(e, false)
 }
 
-// publishLocked delivers e to the watches of its account; polled events only to the watches
-// registered when (or before) it happened. The caller holds h.mu.
-func (h *hub) publishLocked(e SessionEvent, polled bool) {
+// publishLocked delivers e to the watches of its account; events from elsewhere (polled or
+// broadcast: "late") only to the watches registered when (or before) it happened, by the clocks of
+// the two instances, so skew of a few milliseconds can drop or let through an event made right at
+// a watch's start. The caller holds h.mu.
+func (h *hub) publishLocked(e SessionEvent, late bool) {
 	watches, watched := h.byUser[e.UserID]
 	if !watched {
 		return
@@ -229,7 +235,7 @@ func (h *hub) publishLocked(e SessionEvent, polled bool) {
 		h.versions[e.UserID] = e.CredentialsVersion
 	}
 	for w := range watches {
-		if !polled || !e.At.Before(w.start) {
+		if !late || !e.At.Before(w.start) {
 			w.deliver(e)
 		}
 	}
