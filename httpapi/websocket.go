@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -239,6 +240,17 @@ func (s *Sockets) serve(gql http.Handler) http.Handler {
 		_ = rc.SetWriteDeadline(time.Time{})
 		ctx := context.WithValue(r.Context(), socketKey{}, sk)
 		gql.ServeHTTP(w, r.WithContext(ctx))
+		sk.mu.Lock()
+		conn := sk.conn
+		sk.mu.Unlock()
+		if conn != nil {
+			if readErr, wrote := conn.state(); readErr == nil && !wrote {
+				// gqlgen returns without closing when the connection_init payload is not a JSON
+				// object: close it here, or the connection would stay open with nobody reading.
+				sk.setReason(closedByProtocol)
+				_ = conn.WriteClose(CloseBadRequest, "invalid connection_init payload")
+			}
+		}
 	})
 }
 
@@ -496,6 +508,17 @@ func (s *Sockets) socketError(ctx context.Context, err error) {
 	}
 	var wsErr transport.WebsocketError
 	if errors.As(err, &wsErr) && wsErr.IsReadError {
+		sk.mu.Lock()
+		conn := sk.conn
+		sk.mu.Unlock()
+		if conn != nil {
+			if readErr, _ := conn.state(); readErr == nil {
+				// The message was read but not understood (not JSON, an unknown type): gqlgen would
+				// close with 1000 "terminated"; graphql-ws says 4400.
+				sk.closeWith(CloseBadRequest, "invalid message", closedByProtocol)
+				return
+			}
+		}
 		if websocket.CloseStatus(err) == websocket.StatusMessageTooBig || strings.Contains(err.Error(), "read limited at") {
 			sk.setReason(closedByLimit)
 			return
@@ -564,6 +587,29 @@ func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, opt
 type closingConn struct {
 	transport.WebsocketConn
 	sk *socket
+
+	mu         sync.Mutex
+	readErr    error // the connection's read failed (closed, gone, over the size limit)
+	wroteClose bool
+}
+
+// NextReader records a failed read: a read error that gqlgen reports after a read that succeeded is
+// a message it could not decode.
+func (c *closingConn) NextReader() (int, io.Reader, error) {
+	t, r, err := c.WebsocketConn.NextReader()
+	if err != nil {
+		c.mu.Lock()
+		c.readErr = err
+		c.mu.Unlock()
+	}
+	return t, r, err
+}
+
+// state returns the last read error and whether a close has been written.
+func (c *closingConn) state() (readErr error, wroteClose bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readErr, c.wroteClose
 }
 
 var (
@@ -572,6 +618,9 @@ var (
 )
 
 func (c *closingConn) WriteClose(code int, text string) error {
+	c.mu.Lock()
+	c.wroteClose = true
+	c.mu.Unlock()
 	if c.sk != nil {
 		if dc, dt, timed, revokedAt := c.sk.decided(); dc != 0 {
 			code, text = dc, dt
