@@ -560,7 +560,9 @@ func authReason(err error) string {
 
 // socketImplementation accepts sockets with gqlgen's coder/websocket adapter and wraps each
 // connection in a closingConn.
-type socketImplementation struct{ inner transport.WebsocketImplementation }
+type socketImplementation struct {
+	inner transport.WebsocketImplementation
+}
 
 func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	c, err := i.inner.Accept(w, r, opts)
