@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,5 +304,43 @@ func TestWebSocketShutdown(t *testing.T) {
 	case <-stopped:
 	case <-time.After(wsWait):
 		t.Fatal("the server did not stop with sockets open")
+	}
+}
+
+// Sockets of one account initialised at the same moment: exactly WS_MAX_CONNECTIONS_PER_USER get in.
+func TestWebSocketMaxConnectionsPerUserConcurrent(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_CONNECTIONS_PER_USER": "3"}})
+	p := register(t, e)
+	const n = 12
+	conns := make([]*wsclient.Conn, n)
+	for i := range conns {
+		conns[i] = dialWS(t, e, wsclient.Options{})
+	}
+	results := make(chan string, n)
+	var start sync.WaitGroup
+	start.Add(1)
+	for _, c := range conns {
+		go func() {
+			start.Wait()
+			if err := c.Init(wsCtx(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
+				results <- err.Error()
+				return
+			}
+			if m, err := c.Next(wsCtx(t)); err == nil {
+				results <- m.Type
+				return
+			}
+			code, reason, _ := c.Closed(wsCtx(t))
+			results <- fmt.Sprint(code, " ", reason)
+		}()
+	}
+	start.Done()
+	got := map[string]int{}
+	for range n {
+		got[<-results]++
+	}
+	if got["connection_ack"] != 3 || got["4429 TOO_MANY_CONNECTIONS"] != n-3 {
+		t.Fatalf("outcomes %v, want 3 acks and %d closes 4429", got, n-3)
 	}
 }
