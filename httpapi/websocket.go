@@ -47,6 +47,8 @@ const (
 	CloseInitTimeout      = 4408 // no connection_init within WS_INIT_TIMEOUT
 	CloseBadRequest       = 4400 // a message the protocol does not allow
 	CloseInternalError    = 4500 // the token could not be checked (the database is down): retry later
+	CloseSubprotocol      = 4406 // the client did not offer graphql-transport-ws
+	subprotocol           = "graphql-transport-ws"
 	closeGoingAway        = 1001 // the server shuts down
 	reasonTooMany         = "TOO_MANY_CONNECTIONS"
 	revocationFlushBudget = 500 * time.Millisecond
@@ -283,13 +285,16 @@ func (s *Sockets) checkOrigin(r *http.Request) bool {
 // finish accounts for a socket whose handler has returned (the socket is closed).
 func (s *Sockets) finish(sk *socket) {
 	sk.mu.Lock()
-	reason, userID, stop := sk.reason, sk.userID, sk.stop
+	reason, userID, stop, conn := sk.reason, sk.userID, sk.stop, sk.conn
 	sk.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
 	if reason == "" {
 		reason = closedByClient
+		if conn == nil { // the upgrade itself failed (not a WebSocket handshake)
+			reason = closedByProtocol
+		}
 	}
 	s.mu.Lock()
 	delete(s.open, sk)
@@ -565,6 +570,7 @@ type socketImplementation struct {
 }
 
 func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	opts.Subprotocols = []string{subprotocol} // not gqlgen's legacy graphql-ws, even if offered first
 	c, err := i.inner.Accept(w, r, opts)
 	if err != nil {
 		return nil, err
@@ -579,6 +585,10 @@ func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, opt
 		if decided { // Shutdown came during the upgrade
 			code, text, _, _ := sk.decided()
 			_ = cc.WriteClose(code, text)
+		} else if c.Subprotocol() != subprotocol {
+			// gqlgen would speak the legacy subscriptions-transport-ws protocol to a client that did
+			// not offer graphql-transport-ws; it has no keep-alive pings here and is deprecated.
+			sk.closeWith(CloseSubprotocol, "subprotocol not acceptable: use "+subprotocol, closedByProtocol)
 		}
 	}
 	return cc, nil

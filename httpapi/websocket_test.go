@@ -344,3 +344,19 @@ func TestWebSocketMaxConnectionsPerUserConcurrent(t *testing.T) {
 		t.Fatalf("outcomes %v, want 3 acks and %d closes 4429", got, n-3)
 	}
 }
+
+// Only graphql-transport-ws is spoken: a client that offers no subprotocol, or only the legacy
+// graphql-ws (subscriptions-transport-ws), is closed with 4406.
+func TestWebSocketSubprotocol(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	for _, offered := range [][]string{{}, {"graphql-ws"}} {
+		c := dialWS(t, e, wsclient.Options{Subprotocols: offered})
+		wantClose(t, c, 4406, "subprotocol not acceptable: use graphql-transport-ws")
+	}
+	c := dialWS(t, e, wsclient.Options{Subprotocols: []string{"graphql-ws", "graphql-transport-ws"}})
+	if err := c.Init(wsCtx(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantClose(t, c, 4403, "TOKEN_MISSING")
+}

@@ -32,6 +32,9 @@ type Options struct {
 	Header http.Header // more headers
 	// NoPong leaves the server's pings unanswered (to test the keep-alive).
 	NoPong bool
+	// Subprotocols replace the offered subprotocols (nil: graphql-transport-ws alone; empty, not
+	// nil: none).
+	Subprotocols []string
 }
 
 // Conn is an open graphql-ws connection. Its reader runs until the socket closes.
@@ -59,7 +62,11 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, *http.Response,
 	if opts.Origin != "" {
 		h.Set("Origin", opts.Origin)
 	}
-	ws, res, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{Subprotocol}, HTTPHeader: h})
+	protocols := []string{Subprotocol}
+	if opts.Subprotocols != nil {
+		protocols = opts.Subprotocols
+	}
+	ws, res, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: protocols, HTTPHeader: h})
 	if err != nil {
 		return nil, res, err
 	}
