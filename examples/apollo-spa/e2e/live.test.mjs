@@ -7,8 +7,9 @@
 //     receives events;
 //   - A logs out everywhere: B shows the login form within 1 s, without any user action.
 // And, with the socket mocked by a Playwright route (the page's HTTP still goes to the real server), the
-// close codes no live server sends on demand: 4403 TOKEN_INVALID stops the feed without a retry, and a
-// bare 4403 SESSION_REVOKED close (no event before it) logs the page out.
+// close codes no live server sends on demand: 4403 TOKEN_INVALID stops the feed without a retry, a bare
+// 4403 SESSION_REVOKED close (no event before it) logs the page out, and so does a SESSION_REVOKED event
+// about the page's own session (current: true) on a socket that stays open.
 //
 //   npm run e2e          (needs Go, /usr/bin/chromium: apt-get install -y chromium, and Mailpit)
 import { after, before, test } from 'node:test';
@@ -65,7 +66,7 @@ async function feedHas(p, type, { count = 1, current, timeout } = {}) {
 const initTokens = (p) =>
   p.sockets.flatMap((s) => s.sent.filter((m) => m.type === 'connection_init').map((m) => m.payload?.Authorization ?? null));
 
-test('Live: session events over graphql-ws; the socket outlives its token; log out everywhere reaches the other page within 1 s', { timeout: 120_000 }, async () => {
+test('Live: session events over graphql-ws; the socket outlives its token; log out everywhere reaches the other page within 1 s', { timeout: 120_000 }, async (t) => {
   const a = await openPage('live-a');
   const b = await openPage('live-b');
   const email = uniqueEmail('e2e-live');
@@ -137,6 +138,7 @@ test('Live: session events over graphql-ws; the socket outlives its token; log o
       await a.byId('logout-all-button').click();
       const elapsed = await shown;
       assert.ok(elapsed <= 1000, `B showed the login form ${elapsed} ms after the click`);
+      t.diagnostic(`B showed the login form ${elapsed} ms after A's click on "Log out everywhere"`);
       await a.idle();
       await a.noError();
       await a.visible('login-form');
@@ -172,20 +174,30 @@ test('Live: session events over graphql-ws; the socket outlives its token; log o
   }
 });
 
-test('Live: 4403 closes from a mocked socket: TOKEN_INVALID stops the feed without a retry, SESSION_REVOKED logs the page out', { timeout: 60_000 }, async () => {
+test('Live: a mocked socket: 4403 TOKEN_INVALID stops the feed without a retry; a SESSION_REVOKED close, or event, logs the page out', { timeout: 60_000 }, async () => {
   const p = await openPage('live-mock');
   const email = uniqueEmail('e2e-live-mock');
 
-  // The socket is answered by this route, not the server: it acknowledges connection_init and then
-  // closes with whatever `closeWith` says (the first connection and every reconnect alike).
+  // The socket is answered by this route, not the server: it acknowledges connection_init and, on the
+  // subscription, closes with `closeWith`, or when that is null sends the events of `events` and stays
+  // open (the first connection and every reconnect alike).
   let closeWith = { code: 4403, reason: 'TOKEN_INVALID' };
+  let events = [];
   let connections = 0;
   await p.context.routeWebSocket(/\/graphql$/, (ws) => {
     connections += 1;
     ws.onMessage((message) => {
-      const { type } = JSON.parse(String(message));
+      const { type, id } = JSON.parse(String(message));
       if (type === 'connection_init') ws.send(JSON.stringify({ type: 'connection_ack' }));
-      if (type === 'subscribe') ws.close(closeWith);
+      if (type !== 'subscribe') return;
+      if (closeWith) {
+        ws.close(closeWith);
+        return;
+      }
+      for (const e of events) {
+        const sessionEvents = { sessionId: 'mocked', at: new Date().toISOString(), ...e };
+        ws.send(JSON.stringify({ id, type: 'next', payload: { data: { sessionEvents } } }));
+      }
     });
   });
 
@@ -215,6 +227,26 @@ test('Live: 4403 closes from a mocked socket: TOKEN_INVALID stops the feed witho
       assert.equal(connections, 2);
       assert.equal(await p.text('status'), 'Your session has ended. Please log in.');
       assert.equal(await p.byId('account').isVisible(), false);
+    });
+
+    await p.step('session-revoked-event-logs-out', async () => {
+      // The mock revoked nothing on the server: the password still signs in (the same user, a new session).
+      closeWith = null;
+      events = [
+        { type: 'SESSION_REVOKED', current: false },
+        { type: 'SESSION_REVOKED', current: true },
+      ];
+      await p.idle();
+      await p.byId('email-input').fill(email);
+      await p.byId('password-input').fill(password);
+      await p.byId('login-button').click();
+      await p.idle(); // signed in: the account is shown and the feed subscribes
+      await p.noError();
+      await p.visible('login-form'); // the events came: out again
+      assert.equal(connections, 3);
+      assert.equal(await p.text('status'), 'Your session has ended. Please log in.');
+      assert.equal(await p.byId('account').isVisible(), false);
+      assert.equal(await p.byId('live-event').count(), 0, 'the feed outlived the session');
     });
 
     assert.deepEqual(p.pageErrors(), [], 'uncaught errors in the page');
