@@ -1,4 +1,4 @@
-// The harness of the end-to-end tests (spa.test.mjs, factors.test.mjs): the real server and `vite preview`
+// The harness of the end-to-end tests (spa.test.mjs, factors.test.mjs, live.test.mjs): the real server and `vite preview`
 // on loopback, Debian's headless Chromium (never a downloaded one), Mailpit for mail, and watch(), which
 // screenshots every step and explains a failure with the page's console, GraphQL calls and server log.
 //
@@ -285,6 +285,29 @@ export function watch(context, page, prefix) {
     calls.push(call);
   });
   const settle = () => Promise.all(calls.map((c) => c.done));
+
+  // Every WebSocket of the page (the live feed's graphql-ws connection): its graphql-ws messages both
+  // ways (parsed JSON; pings and pongs left out) and whether it closed. (Playwright does not report
+  // the close code: the page keeps it in live-state's data-last-close.)
+  const sockets = [];
+  page.on('websocket', (ws) => {
+    const socket = { url: ws.url(), sent: [], received: [], closed: false };
+    const keep = (list) => (frame) => {
+      let message;
+      try {
+        message = JSON.parse(String(frame.payload));
+      } catch {
+        message = { type: 'unparsable', payload: String(frame.payload).slice(0, 200) };
+      }
+      if (message.type !== 'ping' && message.type !== 'pong') list.push(message);
+    };
+    ws.on('framesent', keep(socket.sent));
+    ws.on('framereceived', keep(socket.received));
+    ws.on('close', () => {
+      socket.closed = true;
+    });
+    sockets.push(socket);
+  });
   const refreshCalls = (list) => list.filter((c) => c.query.includes('refreshToken'));
 
   let shot = 0;
@@ -311,14 +334,20 @@ export function watch(context, page, prefix) {
       await screenshot(`FAILED-${name}`).catch(() => {});
       await settle();
       const ops = calls.map((c) => `${c.query.replace(/\s+/g, ' ').slice(0, 60)} -> ${JSON.stringify(c.codes)}`);
+      const socketLines = sockets.map(
+        (s, i) =>
+          `#${i + 1}${s.closed ? ' (closed)' : ''} sent ${s.sent.map((m) => m.type).join(',') || '-'}; ` +
+          `received ${s.received.map((m) => m.payload?.data?.sessionEvents?.type ?? m.type).join(',') || '-'}`,
+      );
       err.message =
         `step "${name}" failed: ${err.message}\n` +
         `--- browser console ---\n${consoleLog.slice(-30).join('\n')}\n` +
         `--- GraphQL calls of the page ---\n${ops.slice(-30).join('\n')}\n` +
+        `--- WebSockets of the page ---\n${socketLines.slice(-10).join('\n')}\n` +
         `--- server output (tail) ---\n${server.log.slice(-4000)}`;
       throw err;
     }
   };
 
-  return { calls, settle, refreshCalls, byId, idle, visible, text, rows, noError, refreshCookie, step, pageErrors };
+  return { calls, settle, refreshCalls, sockets, byId, idle, visible, text, rows, noError, refreshCookie, step, pageErrors };
 }

@@ -1,7 +1,10 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
+import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
+import { OperationTypeNode } from 'graphql';
+import { createClient } from 'graphql-ws';
 import { from, mergeMap, of } from 'rxjs';
-import { getAccessToken, refreshAccessToken } from './auth';
-import { GRAPHQL_URL } from './config';
+import { endSession, getAccessToken, refreshAccessToken } from './auth';
+import { GRAPHQL_URL, GRAPHQL_WS_URL } from './config';
 
 declare module '@apollo/client' {
   interface DefaultContext {
@@ -45,13 +48,89 @@ const refreshLink = new ApolloLink((operation, forward) =>
   ),
 );
 
+// ---- Subscriptions: graphql-ws over one WebSocket -------------------------------------------------
+// The server closes a socket with 4403 and the reason (an AuthErrorReason) when its access token is
+// missing, invalid or expired, or its session is revoked: at connection_init, and later while it is
+// open (the token expires; someone logs out everywhere, revokes this session, changes the password).
+
+/** The close code of every authentication failure of the socket. */
+export const WS_CLOSE_FORBIDDEN = 4403;
+
+/** The access token the socket's connection_init carried (null: none), like sentToken of HTTP calls. */
+let socketToken: string | null = null;
+
+/** The refresh started by a 4403 TOKEN_EXPIRED close, which the reconnect waits for (retryWait). */
+let refreshForSocket: Promise<boolean> | null = null;
+
+/** The last close was a normal one (1000): a subscription that came while the socket was closing. */
+let closedNormally = false;
+
+function isCloseEvent(value: unknown): value is CloseEvent {
+  return typeof value === 'object' && value !== null && 'code' in value && 'reason' in value;
+}
+
+/** graphql-ws's default wait before a reconnect: 2^retries s plus 0.3–3 s of jitter. */
+function backoff(retries: number): Promise<void> {
+  const ms = 2 ** retries * 1000 + Math.floor(Math.random() * 2700 + 300);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export const wsClient = createClient({
+  url: GRAPHQL_WS_URL,
+  // A function, called for every connection (the first and each reconnect): the token is the current
+  // one, so a reconnect after a refresh carries the new token. The key is the HTTP header's.
+  connectionParams: async () => {
+    socketToken = getAccessToken();
+    return socketToken ? { Authorization: `Bearer ${socketToken}` } : {};
+  },
+  // Connect on the first subscription, close after the last one ends (logout unsubscribes).
+  lazy: true,
+  // Retry closes that a new attempt can fix: the network or the server going away (the library's
+  // default: any close event), and an expired token once refreshed. Any other 4403 is final: a
+  // revoked session, or a token that a retry would only send again.
+  shouldRetry: (errOrClose) => {
+    if (!isCloseEvent(errOrClose)) return false;
+    if (errOrClose.code !== WS_CLOSE_FORBIDDEN) return true;
+    return errOrClose.reason === 'TOKEN_EXPIRED';
+  },
+  // After TOKEN_EXPIRED, reconnect as soon as the refresh is done (no backoff); if it failed, back off
+  // as usual (a refused refresh has already logged the page out, and the retry finds no subscriber).
+  // A subscription that arrived while the last one's socket was closing (log out, log in again)
+  // connects at once too; everything else backs off.
+  retryWait: async (retries) => {
+    const refreshed = refreshForSocket;
+    refreshForSocket = null;
+    if (refreshed && (await refreshed)) return;
+    if (closedNormally && retries === 0) return;
+    await backoff(retries);
+  },
+  on: {
+    closed: (event) => {
+      closedNormally = isCloseEvent(event) && event.code === 1000;
+      if (!isCloseEvent(event) || event.code !== WS_CLOSE_FORBIDDEN) return;
+      if (event.reason === 'TOKEN_EXPIRED') {
+        // The app's single-flight refresh: shared with any HTTP request that found the same token
+        // expired, and resolved at once when the token was already replaced (then: just reconnect).
+        refreshForSocket = refreshAccessToken(socketToken).catch(() => false);
+      } else if (event.reason === 'SESSION_REVOKED') {
+        endSession(); // the login form, without any user action
+      }
+    },
+  },
+});
+
+// Subscriptions go over the socket; queries and mutations over HTTP, through the refresh and auth links.
 export const client = new ApolloClient({
-  link: ApolloLink.from([
-    refreshLink,
-    authLink,
-    // credentials: 'include' sends the refresh-token cookie (logout needs it) and accepts Set-Cookie.
-    new HttpLink({ uri: GRAPHQL_URL, credentials: 'include' }),
-  ]),
+  link: ApolloLink.split(
+    (operation) => operation.operationType === OperationTypeNode.SUBSCRIPTION,
+    new GraphQLWsLink(wsClient),
+    ApolloLink.from([
+      refreshLink,
+      authLink,
+      // credentials: 'include' sends the refresh-token cookie (logout needs it) and accepts Set-Cookie.
+      new HttpLink({ uri: GRAPHQL_URL, credentials: 'include' }),
+    ]),
+  ),
   cache: new InMemoryCache(),
   // Always ask the server: a cached `me` or `sessions` would hide a revoked or expired session.
   defaultOptions: {

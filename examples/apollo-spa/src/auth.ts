@@ -28,7 +28,18 @@ export function clearAccessToken(): void {
   accessToken = null;
 }
 
-/** Calls `listener` whenever a refresh finds that the session is over; returns an unsubscribe function. */
+/**
+ * The session is over (revoked, found out by the live socket): forgets the access token and calls the
+ * logged-out listeners, as a failed refresh does. Does nothing when there is no token any more (the
+ * page already logged out), so the listeners run once however many signals arrive.
+ */
+export function endSession(): void {
+  if (accessToken === null) return;
+  accessToken = null;
+  for (const listener of loggedOutListeners) listener();
+}
+
+/** Calls `listener` whenever the session is found over (a refresh refused, or endSession); returns an unsubscribe function. */
 export function onLoggedOut(listener: () => void): () => void {
   loggedOutListeners.add(listener);
   return () => loggedOutListeners.delete(listener);

@@ -20,8 +20,9 @@ import {
   verifyEmailMutation,
   verifyMfaMutation,
 } from './operations';
+import { startLive, stopLive } from './live';
 import { initSecurity, renderSecurity, resetSecurity } from './security';
-import { byTestId, cell, clearError, errorCode, errorExtension, run } from './ui';
+import { byTestId, cell, clearError, errorCode, errorExtension, run, showError } from './ui';
 import { getPasskey } from './webauthn';
 
 const ui = {
@@ -126,6 +127,21 @@ async function loadAccount(): Promise<void> {
   renderSecurity(me.data.me.totpEnabled, passkeys.data.passkeys);
   showView(ui.account);
   ui.status.textContent = `Loaded at ${new Date().toLocaleTimeString()}.`;
+  startLive(onSessionEvent);
+}
+
+/** A live event (live.ts) about another session or the password: the sessions list is reloaded. */
+function onSessionEvent(): void {
+  void client
+    .query({ query: sessionsQuery, fetchPolicy: 'network-only' })
+    .then(({ data }) => {
+      if (data && getAccessToken() !== null && !ui.account.hidden) renderSessions(data.sessions);
+    })
+    .catch((err: unknown) => {
+      // In the background, not a user action: shown only while still signed in (an event that comes
+      // as the session ends fails with it, and the login form says enough).
+      if (getAccessToken() !== null && !ui.account.hidden) showError(err);
+    });
 }
 
 async function revokeSession(id: string): Promise<void> {
@@ -137,6 +153,7 @@ async function revokeSession(id: string): Promise<void> {
 /** Forgets everything about the user on this page. */
 async function forgetUser(status: string): Promise<void> {
   clearAccessToken();
+  stopLive();
   resetSecurity();
   await client.clearStore();
   showLogin(status);
@@ -415,8 +432,10 @@ document.addEventListener('click', (event) => {
 });
 window.addEventListener('popstate', () => void run(route));
 
-// A refresh found the session over (revoked elsewhere, expired, logged out in another tab).
+// The session is over: a refresh found it so (revoked elsewhere, expired, logged out in another tab),
+// or the live socket said so (SESSION_REVOKED: its event, or its close), without any user action.
 onLoggedOut(() => {
+  stopLive();
   void client.clearStore();
   resetSecurity(); // a TOTP secret or recovery codes on display go too
   if (currentRoute() === 'home') showLogin('Your session has ended. Please log in.');

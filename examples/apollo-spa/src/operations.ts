@@ -81,6 +81,19 @@ export const logoutAllMutation = graphql(`
   }
 `);
 
+// Over the WebSocket (apollo.ts sends subscriptions through GraphQLWsLink): events about the user's own
+// sessions. `current` is true when the event is about the session this page is signed in with.
+export const sessionEventsSubscription = graphql(`
+  subscription SessionEvents {
+    sessionEvents {
+      type
+      sessionId
+      current
+      at
+    }
+  }
+`);
+
 export const revokeSessionMutation = graphql(`
   mutation RevokeSession($id: ID!) {
     revokeSession(id: $id)
