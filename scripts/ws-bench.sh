@@ -17,6 +17,7 @@ N=${N:-10000}
 ROUNDS=${ROUNDS:-20}
 SOURCES=${SOURCES:-4}
 RATE=${RATE:-500}
+SESSIONS=${SESSIONS:-10}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 REDIS=${REDIS:-redis://127.0.0.1:6379/0}
 PHASES=("$@")
@@ -67,13 +68,13 @@ for phase in "${PHASES[@]}"; do
     ;;
   logoutall-one)
     start a 18091
-    "$work/wsload" -mode logoutall -url http://127.0.0.1:18091/graphql -rounds "$ROUNDS" -sockets 100 -sessions 10 || status=1
+    "$work/wsload" -mode logoutall -url http://127.0.0.1:18091/graphql -rounds "$ROUNDS" -sockets 100 -sessions "$SESSIONS" || status=1
     ;;
   logoutall-two)
     start a 18091 "$REDIS"
     start b 18092 "$REDIS"
     "$work/wsload" -mode logoutall -url http://127.0.0.1:18091/graphql,http://127.0.0.1:18092/graphql \
-      -rounds "$ROUNDS" -sockets 100 -sessions 10 || status=1
+      -rounds "$ROUNDS" -sockets 100 -sessions "$SESSIONS" || status=1
     ;;
   *) echo "ws-bench: unknown phase $phase" >&2; exit 2 ;;
   esac

@@ -29,6 +29,7 @@ type tool struct {
 	log        io.Writer
 	metricsURL string         // the first server's /metrics
 	tally      map[string]int // logoutall: closes by code, reason and whether the event came first
+	missing    map[int64]int  // logoutall: sockets closed without their own event, by the other sessions' SESSION_REVOKED events they saw
 	hc         *http.Client
 	wsHC       []*http.Client
 	runID      int64
@@ -36,7 +37,7 @@ type tool struct {
 }
 
 func newTool(o options, log io.Writer) *tool {
-	t := &tool{o: o, log: log, hc: &http.Client{Timeout: o.timeout}, runID: time.Now().UnixNano(), metricsURL: metricsURLOf(o.urls[0]), tally: map[string]int{}}
+	t := &tool{o: o, log: log, hc: &http.Client{Timeout: o.timeout}, runID: time.Now().UnixNano(), metricsURL: metricsURLOf(o.urls[0]), tally: map[string]int{}, missing: map[int64]int{}}
 	for i := range o.sources {
 		d := &net.Dialer{Timeout: o.timeout}
 		if o.sources > 1 {
@@ -119,6 +120,7 @@ type sock struct {
 	c       *websocket.Conn
 	events  atomic.Int64 // "next" messages received
 	revoked atomic.Bool  // a SESSION_REVOKED event with current: true arrived
+	others  atomic.Int64 // SESSION_REVOKED events with current: false
 	onEvent func()       // called after every event (may be nil)
 
 	done     chan struct{} // closed when the reader returns; the fields below are then set
@@ -223,8 +225,12 @@ func (s *sock) read(ctx context.Context) {
 					} `json:"sessionEvents"`
 				} `json:"data"`
 			}
-			if json.Unmarshal(m.Payload, &p) == nil && p.Data.SessionEvents.Type == "SESSION_REVOKED" && p.Data.SessionEvents.Current {
-				s.revoked.Store(true)
+			if json.Unmarshal(m.Payload, &p) == nil && p.Data.SessionEvents.Type == "SESSION_REVOKED" {
+				if p.Data.SessionEvents.Current {
+					s.revoked.Store(true)
+				} else {
+					s.others.Add(1)
+				}
 			}
 			s.events.Add(1)
 			if s.onEvent != nil {

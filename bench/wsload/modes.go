@@ -178,6 +178,9 @@ func (t *tool) logoutAll(ctx context.Context, out io.Writer) error {
 	line("logoutAll → each close", all)
 	line("logoutAll → its HTTP answer", replies)
 	fmt.Fprintf(out, "  closes: %v\n", t.tally)
+	if len(t.missing) > 0 {
+		fmt.Fprintf(out, "  sockets closed without their own SESSION_REVOKED, by how many of the other sessions' they got first: %v\n", t.missing)
+	}
 	for k := range t.tally {
 		if k != "4403 SESSION_REVOKED, SESSION_REVOKED event first: true" {
 			return errors.New("some sockets did not get the SESSION_REVOKED event and then 4403 SESSION_REVOKED")
@@ -251,6 +254,9 @@ func (t *tool) logoutAllRound(ctx context.Context, r int) (time.Duration, []time
 			return 0, nil, 0, ctx.Err()
 		}
 		t.tally[fmt.Sprintf("%d %s, SESSION_REVOKED event first: %v", s.code, s.reason, s.revoked.Load())]++
+		if !s.revoked.Load() {
+			t.missing[s.others.Load()]++
+		}
 		d := s.closedAt.Sub(start)
 		closes = append(closes, d)
 		last = max(last, d)
