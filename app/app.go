@@ -61,6 +61,8 @@ type App struct {
 	Tokens  *token.Issuer
 	Limiter ratelimit.Limiter
 	Metrics *observe.Metrics // served at GET /metrics
+	// Sockets are the open graphql-ws sockets; Serve closes them (1001) when its context ends.
+	Sockets *httpapi.Sockets
 
 	cfg          *config.Config
 	log          *slog.Logger
@@ -181,6 +183,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if cfg.CookieSameSite == "lax" {
 		sameSite = http.SameSiteLaxMode
 	}
+	a.Sockets = httpapi.NewSockets(httpapi.WebSocketOptions{
+		InitTimeout:           cfg.WSInitTimeout,
+		KeepAliveInterval:     cfg.WSKeepAliveInterval,
+		MaxSubscriptions:      cfg.WSMaxSubscriptions,
+		MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
+		MaxMessageBytes:       cfg.WSMaxMessageBytes,
+		Leeway:                cfg.JWTLeeway,
+		Now:                   opts.Now,
+	})
 	a.Handler, err = httpapi.New(a.Auth, httpapi.Options{
 		Logger:         opts.Logger,
 		Development:    !cfg.Production(),
@@ -194,6 +205,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		CORSOrigins:    cfg.CORSAllowedOrigins,
 		Ready:          ready,
 		Metrics:        a.Metrics,
+		Sockets:        a.Sockets,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
@@ -245,8 +257,8 @@ func (a *App) Run(ctx context.Context) error {
 // Serve starts the background work (the revocation poller and, with Redis, the revocation fan-out;
 // the JWT_KEYS_DIR watcher; the janitor) and serves HTTP on ln until ctx ends. Then it shuts down:
 // /readyz answers 503 at once while everything else is still served for SHUTDOWN_DRAIN_DELAY (the
-// load balancer's time to stop routing here); then the listener closes (new connections are
-// refused), in-flight requests get SHUTDOWN_TIMEOUT to finish and idle connections close; then the
+// load balancer's time to stop routing here); then the WebSockets are closed (1001) and the listener
+// closes (new connections are refused), in-flight requests get SHUTDOWN_TIMEOUT to finish and idle connections close; then the
 // background work stops. It returns nil after a clean shutdown, an error if requests were still
 // running at SHUTDOWN_TIMEOUT (they are cut off) or if serving failed. It closes ln. An App serves
 // once; call Close after Serve returns.
@@ -296,6 +308,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("shutting down: finishing in-flight requests", "timeout", a.cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	// http.Server.Shutdown does not track hijacked connections: close the WebSockets (1001, going
+	// away; clients reconnect to another replica) and refuse new ones, or they would outlive the server.
+	if err := a.Sockets.Shutdown(shutdownCtx); err != nil {
+		a.log.Warn("shutdown: WebSockets still open", "open", a.Sockets.Open(), "err", err)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", a.cfg.ShutdownTimeout, err)

@@ -156,7 +156,7 @@ func (a *Admin) RevokeSessions(ctx context.Context, userID string) (int, error) 
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions: %w", err)
 	}
-	publish(ctx, a.opts.Broadcaster, ids, a.log)
+	publish(ctx, a.opts.Broadcaster, userID, ids, a.log)
 	a.emit(ctx, Event{Kind: EventAdminRevokeSessions, Outcome: OutcomeOK, UserID: userID, Revoked: len(ids)})
 	return len(ids), nil
 }
@@ -171,7 +171,7 @@ func (a *Admin) DeleteUser(ctx context.Context, userID string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("delete user: %w", err)
 	}
-	publish(ctx, a.opts.Broadcaster, ids, a.log)
+	publish(ctx, a.opts.Broadcaster, userID, ids, a.log)
 	a.emit(ctx, Event{Kind: EventAdminDeleteUser, Outcome: OutcomeOK, UserID: userID, Revoked: len(ids)})
 	return len(ids), nil
 }

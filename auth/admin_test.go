@@ -39,37 +39,38 @@ func (l *eventLog) take() []auth.Event {
 	return e
 }
 
-// fakeBroadcaster is an in-memory fan-out: Publish records the ids and delivers them to every
+// fakeBroadcaster is an in-memory fan-out: Publish records the message and delivers it to every
 // subscriber at once, as Redis pub/sub would, then returns err.
 type fakeBroadcaster struct {
 	mu         sync.Mutex
-	published  [][]string
-	subs       map[int]func([]string)
+	published  []auth.Broadcast
+	subs       map[int]func(auth.Broadcast)
 	next       int
 	err        error
 	subscribed chan struct{} // receives once per Subscribe, when it is registered
 }
 
 func newFakeBroadcaster() *fakeBroadcaster {
-	return &fakeBroadcaster{subs: map[int]func([]string){}, subscribed: make(chan struct{}, 8)}
+	return &fakeBroadcaster{subs: map[int]func(auth.Broadcast){}, subscribed: make(chan struct{}, 8)}
 }
 
-func (b *fakeBroadcaster) Publish(_ context.Context, ids []string) error {
+func (b *fakeBroadcaster) Publish(_ context.Context, m auth.Broadcast) error {
+	m.SessionIDs = slices.Clone(m.SessionIDs)
 	b.mu.Lock()
-	b.published = append(b.published, slices.Clone(ids))
-	subs := make([]func([]string), 0, len(b.subs))
+	b.published = append(b.published, m)
+	subs := make([]func(auth.Broadcast), 0, len(b.subs))
 	for _, d := range b.subs {
 		subs = append(subs, d)
 	}
 	err := b.err
 	b.mu.Unlock()
 	for _, deliver := range subs {
-		deliver(ids)
+		deliver(m)
 	}
 	return err
 }
 
-func (b *fakeBroadcaster) Subscribe(ctx context.Context, deliver func([]string)) {
+func (b *fakeBroadcaster) Subscribe(ctx context.Context, deliver func(auth.Broadcast)) {
 	b.mu.Lock()
 	n := b.next
 	b.next++
@@ -94,8 +95,8 @@ func (b *fakeBroadcaster) publishedIDs() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var ids []string
-	for _, batch := range b.published {
-		ids = append(ids, batch...)
+	for _, m := range b.published {
+		ids = append(ids, m.SessionIDs...)
 	}
 	return ids
 }

@@ -78,26 +78,20 @@ type Event struct {
 // emit writes the audit line and tells the observer.
 func (s *Service) emit(ctx context.Context, e Event) {
 	emit(ctx, s.log, s.opts.OnEvent, e)
-	s.publishLive(e)
+	s.publishLive(ctx, e)
 }
 
-// publishLive turns the events that other sessions of the account should hear of into live session
-// events (live.go): a new session, a password change. Revocations reach the watches through the
-// revocation cache, which sees every one (made here, broadcast or polled).
-func (s *Service) publishLive(e Event) {
-	if e.Outcome != OutcomeOK || e.UserID == "" {
+// publishLive turns the events that open a session into SESSION_CREATED live session events
+// (live.go). A password change is announced where its new credentials version is known
+// (changePassword, resetPassword); revocations reach the watches through the revocation cache,
+// which sees every one (made here, broadcast or polled).
+func (s *Service) publishLive(ctx context.Context, e Event) {
+	if e.Outcome != OutcomeOK || e.UserID == "" || e.SessionID == "" {
 		return
 	}
 	switch e.Kind {
-	case EventRegister, EventLogin, EventVerifyMFA, EventPasskeyLogin:
-		s.live.publish(SessionEvent{Type: SessionCreated, UserID: e.UserID, SessionID: e.SessionID, At: s.now()})
-	case EventChangePassword:
-		s.live.publish(SessionEvent{Type: PasswordChanged, UserID: e.UserID, SessionID: e.SessionID, At: s.now()})
-	case EventPasswordReset:
-		s.live.publish(SessionEvent{Type: PasswordChanged, UserID: e.UserID, At: s.now()})
-		if e.SessionID != "" {
-			s.live.publish(SessionEvent{Type: SessionCreated, UserID: e.UserID, SessionID: e.SessionID, At: s.now()})
-		}
+	case EventRegister, EventLogin, EventVerifyMFA, EventPasskeyLogin, EventPasswordReset:
+		s.announce(ctx, SessionEvent{Type: SessionCreated, UserID: e.UserID, SessionID: e.SessionID, At: s.now()})
 	}
 }
 

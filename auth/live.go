@@ -1,6 +1,10 @@
 package auth
 
 import (
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -10,6 +14,13 @@ import (
 // caller's account; the Service delivers the account's events to it: another login (SESSION_CREATED),
 // a revoked session (SESSION_REVOKED: locally made, broadcast by another instance, or found by the
 // revocation poll) and a password change (PASSWORD_CHANGED).
+//
+// Every event reaches the account's watches on every instance: revocations through the revocation
+// cache (which knows each session's account: from the store, or from the broadcast), the other
+// events through the Broadcaster at once when there is one, and, as the guarantee, through a poll
+// that this instance runs every REVOCATION_POLL_INTERVAL while it has watches: the sessions of the
+// watched accounts created since the last poll, and their credentials versions. A watch never gets
+// one event twice (see Watch.seen), whichever ways it arrives.
 
 // SessionEventType is the kind of a SessionEvent (the GraphQL enum SessionEventType).
 type SessionEventType string
@@ -27,20 +38,37 @@ type SessionEvent struct {
 	UserID    string
 	SessionID string
 	At        time.Time
+	// CredentialsVersion is, in a PASSWORD_CHANGED event, the account's users.credentials_version
+	// after the change (0: not known). A watch gets each version's event once.
+	CredentialsVersion int64
 }
 
 // watchBuffer is how many events a Watch holds for a slow reader; past it, events are dropped (the
 // revocation of the watched session is never lost: Revoked is a closed channel, not an event).
 const watchBuffer = 32
 
+// watchSeen is how many delivered events a Watch remembers to refuse a second copy: the events of
+// one account within a poll's overlap, far more than one account makes.
+const watchSeen = 64
+
+// pollBatch is how many accounts one query of the live poll asks about.
+const pollBatch = 500
+
 // Watch receives the events of one account, and learns when one session of it is revoked.
 type Watch struct {
 	hub       *hub
 	userID    string
 	sessionID string
+	start     time.Time // registered; the poll finds sessions created before it, which it skips
 	events    chan SessionEvent
 	revoked   chan struct{}
 	once      sync.Once
+
+	// seen holds the keys of the last watchSeen events delivered (a ring), guarded by hub.mu: the
+	// same event arrives locally and back from Redis, from Redis and from the poll, and from polls
+	// whose windows overlap.
+	seen [watchSeen]string
+	next int
 }
 
 // Events delivers the account's events (non-blocking for the publisher: a full buffer drops).
@@ -54,22 +82,102 @@ func (w *Watch) Stop() { w.hub.remove(w) }
 
 func (w *Watch) markRevoked() { w.once.Do(func() { close(w.revoked) }) }
 
+// deliver queues e unless this watch already got it. The caller holds hub.mu.
+func (w *Watch) deliver(e SessionEvent) {
+	if e.Type == SessionCreated && e.SessionID == w.sessionID {
+		return // the watched session existed before the watch: not news to it
+	}
+	if key := eventKey(e); key != "" {
+		if slices.Contains(w.seen[:], key) {
+			return
+		}
+		w.seen[w.next] = key
+		w.next = (w.next + 1) % watchSeen
+	}
+	select {
+	case w.events <- e:
+	default: // a reader that is that far behind loses events, never the publisher its time
+	}
+}
+
+// eventKey identifies an event across the ways it can arrive ("": not deduplicated).
+func eventKey(e SessionEvent) string {
+	switch {
+	case e.Type == SessionCreated:
+		return "C" + e.SessionID
+	case e.Type == SessionRevoked:
+		return "R" + e.SessionID
+	case e.Type == PasswordChanged && e.CredentialsVersion > 0:
+		return "P" + strconv.FormatInt(e.CredentialsVersion, 10)
+	}
+	return ""
+}
+
 // hub holds this instance's watches, by account and by session.
 type hub struct {
+	store    Store
+	now      func() time.Time
+	interval time.Duration
+
 	mu        sync.Mutex
 	byUser    map[string]map[*Watch]struct{}
 	bySession map[string]map[*Watch]struct{}
+	// versions is the last credentials version known of each watched account (the poll's baseline
+	// for PASSWORD_CHANGED); an account leaves it with its last watch.
+	versions map[string]int64
+	cursor   time.Time // the last poll's start; zero while there are no watches
 }
 
-func newHub() *hub {
-	return &hub{byUser: map[string]map[*Watch]struct{}{}, bySession: map[string]map[*Watch]struct{}{}}
+func newHub(store Store, now func() time.Time, interval time.Duration) *hub {
+	return &hub{store: store, now: now, interval: interval,
+		byUser: map[string]map[*Watch]struct{}{}, bySession: map[string]map[*Watch]struct{}{}, versions: map[string]int64{}}
 }
 
 // WatchSession registers a watch of p's account and session. Call Stop when done.
 func (s *Service) WatchSession(p *Principal) *Watch {
-	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, events: make(chan SessionEvent, watchBuffer), revoked: make(chan struct{})}
+	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, start: s.now(),
+		events: make(chan SessionEvent, watchBuffer), revoked: make(chan struct{})}
 	s.live.add(w)
 	return w
+}
+
+// WatchSessionContext is WatchSession, stopped when ctx ends (as well as by Stop), so that a watch
+// whose reader went away with its context cannot stay registered.
+func (s *Service) WatchSessionContext(ctx context.Context, p *Principal) *Watch {
+	w := s.WatchSession(p)
+	context.AfterFunc(ctx, w.Stop)
+	return w
+}
+
+// announce delivers a SESSION_CREATED or PASSWORD_CHANGED event to this instance's watches, and to
+// the other instances' through the Broadcaster when there is one (bounded like a revocation's
+// broadcast; the poll is the guarantee).
+func (s *Service) announce(ctx context.Context, e SessionEvent) {
+	s.live.publish(e)
+	b := s.opts.Broadcaster
+	if b == nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if err := b.Publish(pctx, Broadcast{Event: &e}); err != nil {
+		s.log.DebugContext(ctx, "session event broadcast failed; other instances will see it by polling", "err", err)
+	}
+}
+
+// received handles a message of the Broadcaster (another instance's, or this one's own coming back).
+func (s *Service) received(m Broadcast) {
+	if len(m.SessionIDs) > 0 {
+		s.revs.record(m.UserID, m.SessionIDs, s.now())
+		s.broadcastsReceived.Add(int64(len(m.SessionIDs)))
+	}
+	if e := m.Event; e != nil && e.UserID != "" && (e.Type == SessionCreated || e.Type == PasswordChanged) {
+		// Like a polled one, an event that happened before a watch (and reached Redis late) is not
+		// news to it.
+		s.live.mu.Lock()
+		s.live.publishLocked(*e, true)
+		s.live.mu.Unlock()
+	}
 }
 
 func (h *hub) add(w *Watch) {
@@ -84,6 +192,9 @@ func (h *hub) remove(w *Watch) {
 	defer h.mu.Unlock()
 	removeFrom(h.byUser, w.userID, w)
 	removeFrom(h.bySession, w.sessionID, w)
+	if _, watched := h.byUser[w.userID]; !watched {
+		delete(h.versions, w.userID)
+	}
 }
 
 func addTo(m map[string]map[*Watch]struct{}, key string, w *Watch) {
@@ -108,29 +219,137 @@ func removeFrom(m map[string]map[*Watch]struct{}, key string, w *Watch) {
 func (h *hub) publish(e SessionEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for w := range h.byUser[e.UserID] {
-		select {
-		case w.events <- e:
-		default: // a reader that is that far behind loses events, never the publisher its time
+	h.publishLocked(e, false)
+}
+
+// publishLocked delivers e to the watches of its account; events from elsewhere (polled or
+// broadcast: "late") only to the watches registered when (or before) it happened, by the clocks of
+// the two instances, so skew of a few milliseconds can drop or let through an event made right at
+// a watch's start. The caller holds h.mu.
+func (h *hub) publishLocked(e SessionEvent, late bool) {
+	watches, watched := h.byUser[e.UserID]
+	if !watched {
+		return
+	}
+	if e.Type == PasswordChanged && e.CredentialsVersion > h.versions[e.UserID] {
+		h.versions[e.UserID] = e.CredentialsVersion
+	}
+	for w := range watches {
+		if !late || !e.At.Before(w.start) {
+			w.deliver(e)
 		}
 	}
 }
 
-// revoked tells the watches of revoked sessions: each gets the SESSION_REVOKED event of its own
-// session, and then Revoked is closed.
-func (h *hub) revoked(ids []string, at time.Time) {
+// revoked tells the account's watches of revoked sessions: every watch of the account gets the
+// SESSION_REVOKED event of each, and then Revoked is closed for the watches of those sessions. An
+// account not known ("": broadcast by an older instance) is the one of the session's own watches.
+func (h *hub) revoked(userID string, ids []string, at time.Time) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	var hit []*Watch
 	for _, id := range ids {
+		user := userID
 		for w := range h.bySession[id] {
 			hit = append(hit, w)
+			if user == "" {
+				user = w.userID
+			}
 		}
-	}
-	h.mu.Unlock()
-	for _, w := range hit {
-		h.publish(SessionEvent{Type: SessionRevoked, UserID: w.userID, SessionID: w.sessionID, At: at})
+		e := SessionEvent{Type: SessionRevoked, UserID: user, SessionID: id, At: at}
+		if user != "" {
+			h.publishLocked(e, false)
+		}
+		for w := range h.bySession[id] {
+			if w.userID != user { // the session's own watches hear of it whatever the account said
+				w.deliver(e)
+			}
+		}
 	}
 	for _, w := range hit {
 		w.markRevoked()
+	}
+}
+
+// poll reads, for the accounts watched here, the sessions created since the last poll (minus
+// pollOverlap, for late commits and clock skew) and the credentials versions, and delivers what the
+// watches have not had: the guarantee behind the Broadcaster's best effort, and all there is
+// without one. Without watches it touches nothing.
+func (h *hub) poll(ctx context.Context) error {
+	start := h.now()
+	h.mu.Lock()
+	users := make([]string, 0, len(h.byUser))
+	for u := range h.byUser {
+		users = append(users, u)
+	}
+	since := h.cursor
+	if len(users) == 0 {
+		h.cursor = time.Time{}
+	}
+	h.mu.Unlock()
+	if len(users) == 0 {
+		return nil
+	}
+	if since.IsZero() {
+		since = start
+	}
+	since = since.Add(-pollOverlap)
+	var created []SessionStart
+	versions := map[string]int64{}
+	for batch := range slices.Chunk(users, pollBatch) {
+		starts, err := h.store.SessionsCreatedSince(ctx, batch, since)
+		if err != nil {
+			return err
+		}
+		created = append(created, starts...)
+		vs, err := h.store.CredentialsVersions(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for u, v := range vs {
+			versions[u] = v
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range created {
+		h.publishLocked(SessionEvent{Type: SessionCreated, UserID: c.UserID, SessionID: c.ID, At: c.CreatedAt}, true)
+	}
+	for u, v := range versions {
+		if _, watched := h.byUser[u]; !watched {
+			continue
+		}
+		known, ok := h.versions[u]
+		switch {
+		case !ok:
+			h.versions[u] = v // the baseline: changes before the first poll are not news
+		case v > known:
+			h.publishLocked(SessionEvent{Type: PasswordChanged, UserID: u, At: start, CredentialsVersion: v}, false)
+		}
+	}
+	h.cursor = start
+	return nil
+}
+
+// run polls every interval until ctx ends.
+func (h *hub) run(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	failing := false // log the first failure and the recovery, not every poll of an outage
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := h.poll(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				failing = true
+				log.Warn("live session events poll failed; other instances' logins and password changes wait for it", "err", err)
+			case err == nil && failing:
+				failing = false
+				log.Info("live session events poll works again")
+			}
+		}
 	}
 }

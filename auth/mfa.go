@@ -343,7 +343,7 @@ func (s *Service) VerifyMFA(ctx context.Context, challenge, code string, c Clien
 	if err != nil {
 		return nil, fmt.Errorf("verifyMfa: %w", err)
 	}
-	s.revs.add(ctx, evicted, at, s.log)
+	s.revs.add(ctx, u.ID, evicted, at, s.log)
 	s.emit(ctx, Event{Kind: EventVerifyMFA, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(evicted)})
 	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt, sessionAuth(sess))
 }

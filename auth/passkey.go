@@ -334,7 +334,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, challengeID string, cr
 		return nil, fmt.Errorf("finishPasskeyLogin: %w", err)
 	}
 	succeeded()
-	s.revs.add(ctx, evicted, at, s.log)
+	s.revs.add(ctx, u.ID, evicted, at, s.log)
 	s.emit(ctx, Event{Kind: EventPasskeyLogin, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(evicted)})
 	return s.pair(u, sess.ID, raw, sess.ExpiresAt, sessionAuth(sess))
 }

@@ -270,13 +270,14 @@ func (s *Service) ResetPassword(ctx context.Context, raw, newPassword string, c 
 	if err != nil {
 		return nil, fmt.Errorf("resetPassword: %w", err)
 	}
-	s.revs.add(ctx, ids, at, s.log)
+	s.revs.add(ctx, u.ID, ids, at, s.log)
 	s.users.drop(u.ID)
 	s.kickMail()
 	u.PasswordHash, u.CredentialsVersion, u.UpdatedAt = hash, u.CredentialsVersion+1, now
 	if u.EmailVerifiedAt == nil {
 		u.EmailVerifiedAt = &now
 	}
+	s.announce(ctx, SessionEvent{Type: PasswordChanged, UserID: u.ID, At: now, CredentialsVersion: u.CredentialsVersion})
 	if sess == nil {
 		s.emit(ctx, Event{Kind: EventPasswordReset, Outcome: OutcomeMFARequired, UserID: u.ID, IP: c.IP, Revoked: len(ids)})
 		return nil, &MFARequiredError{Challenge: rawChallenge}

@@ -26,10 +26,14 @@ type revocations struct {
 	revoked  map[string]time.Time // session id → revoked at
 	lastSync time.Time            // when the last successful poll started
 	cursor   time.Time            // poll from here (minus overlap) next time
+	// anonymous holds the revoked sessions whose account is not known yet: broadcast by an instance
+	// of an older version, which sends no user id. The poll learns it, and tells onRevoked again.
+	anonymous map[string]struct{}
 
 	// onRevoked, if set, is told of sessions seen revoked for the first time (made here, broadcast or
-	// polled), outside the lock: the live session events (live.go). It must not block.
-	onRevoked func(ids []string, at time.Time)
+	// polled), all of the account userID ("" when not known yet), outside the lock: the live session
+	// events (live.go). It must not block.
+	onRevoked func(userID string, ids []string, at time.Time)
 }
 
 // pollOverlap re-reads recent revocations on every poll: it covers transactions that committed after
@@ -39,17 +43,17 @@ type revocations struct {
 const pollOverlap = RevocationCommitBudget + 5*time.Second
 
 func newRevocations(store Store, fanout Broadcaster, now func() time.Time, interval, keep time.Duration) *revocations {
-	return &revocations{store: store, fanout: fanout, now: now, interval: interval, keep: keep, revoked: map[string]time.Time{}}
+	return &revocations{store: store, fanout: fanout, now: now, interval: interval, keep: keep, revoked: map[string]time.Time{}, anonymous: map[string]struct{}{}}
 }
 
 // add records sessions revoked by this instance, and tells the other instances at once when a
 // broadcaster is configured. Polling remains the guarantee: a lost broadcast costs only latency.
-func (r *revocations) add(ctx context.Context, ids []string, at time.Time, log *slog.Logger) {
+func (r *revocations) add(ctx context.Context, userID string, ids []string, at time.Time, log *slog.Logger) {
 	if len(ids) == 0 {
 		return
 	}
-	r.record(ids, at)
-	publish(ctx, r.fanout, ids, log)
+	r.record(userID, ids, at)
+	publish(ctx, r.fanout, userID, ids, log)
 }
 
 // publishTimeout bounds how long a revocation waits for its broadcast: the broadcast only saves
@@ -59,35 +63,43 @@ const publishTimeout = 250 * time.Millisecond
 // publish tells the other instances about revoked sessions at once when b is not nil: the one path
 // of every revocation, the Service's and the Admin's. Polling remains the guarantee: a lost broadcast
 // costs only latency.
-func publish(ctx context.Context, b Broadcaster, ids []string, log *slog.Logger) {
+func publish(ctx context.Context, b Broadcaster, userID string, ids []string, log *slog.Logger) {
 	if b == nil || len(ids) == 0 {
 		return
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if err := b.Publish(pctx, ids); err != nil {
+	if err := b.Publish(pctx, Broadcast{UserID: userID, SessionIDs: ids}); err != nil {
 		// Debug: the broadcaster itself logs when it starts and stops failing.
 		log.DebugContext(ctx, "revocation broadcast failed; other instances will see it by polling", "err", err)
 	}
 }
 
-// record marks sessions revoked in the local set.
-func (r *revocations) record(ids []string, at time.Time) {
+// record marks sessions of the account userID ("" when not known) revoked in the local set.
+func (r *revocations) record(userID string, ids []string, at time.Time) {
 	var fresh []string
 	r.mu.Lock()
 	for _, id := range ids {
-		if _, seen := r.revoked[id]; !seen {
+		_, seen := r.revoked[id]
+		r.revoked[id] = at
+		if !seen {
+			fresh = append(fresh, id)
+			if userID == "" {
+				r.anonymous[id] = struct{}{}
+			}
+		} else if _, anon := r.anonymous[id]; anon && userID != "" {
+			// Broadcast without its account first, known now: the account's other watches hear of it.
+			delete(r.anonymous, id)
 			fresh = append(fresh, id)
 		}
-		r.revoked[id] = at
 	}
 	r.mu.Unlock()
-	r.notify(fresh, at)
+	r.notify(userID, fresh, at)
 }
 
-func (r *revocations) notify(ids []string, at time.Time) {
+func (r *revocations) notify(userID string, ids []string, at time.Time) {
 	if r.onRevoked != nil && len(ids) > 0 {
-		r.onRevoked(ids, at)
+		r.onRevoked(userID, ids, at)
 	}
 }
 
@@ -118,22 +130,28 @@ func (r *revocations) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var fresh []string
+	fresh := map[string][]string{} // by account
 	r.mu.Lock()
 	for _, rv := range revs {
-		if _, seen := r.revoked[rv.ID]; !seen {
-			fresh = append(fresh, rv.ID)
+		_, seen := r.revoked[rv.ID]
+		_, anon := r.anonymous[rv.ID]
+		if !seen || anon {
+			fresh[rv.UserID] = append(fresh[rv.UserID], rv.ID)
+			delete(r.anonymous, rv.ID)
 		}
 		r.revoked[rv.ID] = rv.RevokedAt
 	}
 	for id, at := range r.revoked {
 		if start.Sub(at) > r.keep+pollOverlap {
 			delete(r.revoked, id)
+			delete(r.anonymous, id)
 		}
 	}
 	r.cursor, r.lastSync = start, start
 	r.mu.Unlock()
-	r.notify(fresh, start)
+	for userID, ids := range fresh {
+		r.notify(userID, ids, start)
+	}
 	return nil
 }
 

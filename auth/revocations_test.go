@@ -67,7 +67,7 @@ func TestRevocationCache(t *testing.T) {
 		t.Fatalf("fresh cache made %d database checks", fs.dbChecks.Load())
 	}
 	// Local revocations apply at once.
-	r.add(ctx, []string{"local"}, now, slog.Default())
+	r.add(ctx, "u", []string{"local"}, now, slog.Default())
 	if rev, _ := r.isRevoked(ctx, "local"); !rev {
 		t.Fatal("local revocation not immediate")
 	}

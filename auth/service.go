@@ -167,7 +167,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 	}
 	// Microseconds: what Postgres stores, so a time read back equals the one written.
 	now := func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) }
-	live := newHub()
+	live := newHub(store, now, opts.RevocationPollInterval)
 	revs := newRevocations(store, opts.Broadcaster, now, opts.RevocationPollInterval, tokens.TTL()+time.Minute)
 	revs.onRevoked = live.revoked
 	return &Service{
@@ -186,23 +186,22 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 }
 
 // Start loads recent revocations and keeps polling for new ones (and, with a Broadcaster, listening
-// for them) until ctx ends. Until the first successful poll, authentication checks each session in
+// for them and for live session events) until ctx ends; it also runs the live session events' poll
+// (live.go), which reads the store only while this instance has watches. Until the first successful poll, authentication checks each session in
 // the database. The returned wait blocks until that background work has stopped (after ctx ends), so
 // the caller that started it can also see it finish.
 func (s *Service) Start(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	if b := s.opts.Broadcaster; b != nil {
 		wg.Go(func() {
-			b.Subscribe(ctx, func(ids []string) {
-				s.revs.record(ids, s.now())
-				s.broadcastsReceived.Add(int64(len(ids)))
-			})
+			b.Subscribe(ctx, s.received)
 		})
 	}
 	if err := s.revs.sync(ctx); err != nil {
 		s.log.Warn("initial revocation sync failed", "err", err)
 	}
 	wg.Go(func() { s.revs.run(ctx, s.log) })
+	wg.Go(func() { s.live.run(ctx, s.log) })
 	return wg.Wait
 }
 
@@ -405,7 +404,7 @@ func (s *Service) Login(ctx context.Context, email, pw string, c Client) (*Pair,
 	t.reset(ctx, accountKey(email))
 	t.undo(ctx, "login:ip:"+k.addr)
 	t.undo(ctx, "login:net:"+k.net)
-	s.revs.add(ctx, evicted, at, s.log)
+	s.revs.add(ctx, u.ID, evicted, at, s.log)
 	s.emit(ctx, Event{Kind: EventLogin, Outcome: OutcomeOK, UserID: u.ID, SessionID: sess.ID, IP: c.IP, Revoked: len(evicted)})
 	return s.pair(u, sess.ID, rawToken, sess.ExpiresAt, sessionAuth(sess))
 }
@@ -454,7 +453,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, c Client) (*Pair, err
 			if err != nil {
 				return nil, fmt.Errorf("refresh: revoke reused session: %w", err)
 			}
-			s.revs.add(ctx, ids, at, s.log)
+			s.revs.add(ctx, rt.UserID, ids, at, s.log)
 			s.emit(ctx, Event{Kind: EventReuseDetected, Outcome: "session_revoked", UserID: rt.UserID, SessionID: sess.ID, IP: c.IP, Revoked: len(ids)})
 			return nil, ErrRefreshTokenInvalid
 		}
@@ -509,7 +508,7 @@ func (s *Service) LogoutAll(ctx context.Context, p *Principal) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("logoutAll: %w", err)
 	}
-	s.revs.add(ctx, ids, at, s.log)
+	s.revs.add(ctx, p.UserID, ids, at, s.log)
 	s.emit(ctx, Event{Kind: EventLogoutAll, Outcome: OutcomeOK, UserID: p.UserID, SessionID: p.SessionID, Revoked: len(ids)})
 	return len(ids), nil
 }
@@ -538,7 +537,7 @@ func (s *Service) revoke(ctx context.Context, event EventKind, userID string, f 
 	if err != nil {
 		return fmt.Errorf("%s: %w", event, err)
 	}
-	s.revs.add(ctx, ids, at, s.log)
+	s.revs.add(ctx, userID, ids, at, s.log)
 	s.emit(ctx, Event{Kind: event, Outcome: OutcomeOK, UserID: userID, SessionID: f.SessionID, Revoked: len(ids)})
 	return nil
 }
@@ -591,10 +590,11 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, current, nex
 	if err != nil {
 		return nil, fmt.Errorf("changePassword: %w", err)
 	}
-	s.revs.add(ctx, ids, at, s.log)
+	s.revs.add(ctx, u.ID, ids, at, s.log)
 	s.users.drop(u.ID)
 	u.PasswordHash, u.CredentialsVersion = hash, u.CredentialsVersion+1
 	s.emit(ctx, Event{Kind: EventChangePassword, Outcome: OutcomeOK, UserID: u.ID, SessionID: p.SessionID, IP: c.IP, Revoked: len(ids)})
+	s.announce(ctx, SessionEvent{Type: PasswordChanged, UserID: u.ID, SessionID: p.SessionID, At: s.now(), CredentialsVersion: u.CredentialsVersion})
 	s.notify(ctx, Mail{Kind: KindPasswordChanged, To: u.Email})
 	return s.pair(u, p.SessionID, raw, expires, principalAuth(p))
 }

@@ -50,20 +50,38 @@ type Store interface {
 	// kept session is no longer live.
 	ChangePassword(ctx context.Context, c PasswordChange) ([]string, time.Time, error)
 
-	// RevokedSince returns the sessions revoked after since (for the revocation cache).
+	// RevokedSince returns the sessions revoked after since, with their users (for the revocation
+	// cache and the live session events).
 	RevokedSince(ctx context.Context, since time.Time) ([]Revocation, error)
+	// SessionsCreatedSince returns the sessions of the given users created after since, revoked or
+	// not (the live session events' poll: sessions.user_id is indexed). Callers batch userIDs.
+	SessionsCreatedSince(ctx context.Context, userIDs []string, since time.Time) ([]SessionStart, error)
+	// CredentialsVersions returns users.credentials_version of the given users that exist and are
+	// not deleted (the live session events' poll, for PASSWORD_CHANGED). Callers batch userIDs.
+	CredentialsVersions(ctx context.Context, userIDs []string) (map[string]int64, error)
 	// SessionRevoked reports whether a session is revoked or gone.
 	SessionRevoked(ctx context.Context, id string) (bool, error)
 }
 
-// Broadcaster carries revocations to the other instances at once (Redis pub/sub), so they need not
-// wait for their next database poll. Delivery is best effort; polling stays the guarantee.
+// Broadcaster carries revocations and live session events to the other instances at once (Redis
+// pub/sub), so they need not wait for their next database poll. Delivery is best effort; polling
+// stays the guarantee.
 type Broadcaster interface {
-	// Publish announces revoked session ids.
-	Publish(ctx context.Context, sessionIDs []string) error
-	// Subscribe calls deliver with the ids every instance publishes (this one's included) until ctx
-	// ends, reconnecting as needed.
-	Subscribe(ctx context.Context, deliver func(sessionIDs []string))
+	// Publish announces one message to every instance.
+	Publish(ctx context.Context, m Broadcast) error
+	// Subscribe calls deliver with the messages every instance publishes (this one's included) until
+	// ctx ends, reconnecting as needed.
+	Subscribe(ctx context.Context, deliver func(Broadcast))
+}
+
+// Broadcast is one fan-out message: sessions revoked (SessionIDs, all of the account UserID), or a
+// live session event other than a revocation (Event: SESSION_CREATED or PASSWORD_CHANGED).
+type Broadcast struct {
+	// UserID is the account of SessionIDs; "" when the message came from an instance of a version
+	// that did not send it (a rollout), in which case the receiver learns the account by polling.
+	UserID     string
+	SessionIDs []string
+	Event      *SessionEvent
 }
 
 // RevocationCommitBudget bounds how long a transaction that revokes sessions may run after reading
@@ -121,5 +139,13 @@ type PasswordChange struct {
 // Revocation is a revoked session, as the revocation cache sees it.
 type Revocation struct {
 	ID        string
+	UserID    string
 	RevokedAt time.Time
+}
+
+// SessionStart is a session's creation, as the live session events' poll sees it.
+type SessionStart struct {
+	ID        string
+	UserID    string
+	CreatedAt time.Time
 }

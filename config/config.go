@@ -71,6 +71,13 @@ type Config struct {
 	CookieSameSite     string   // COOKIE_SAMESITE: strict or lax
 	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS (comma-separated)
 
+	// Subscriptions (graphql-ws on /graphql).
+	WSInitTimeout           time.Duration // WS_INIT_TIMEOUT: connection_init must arrive within this (else close 4408)
+	WSKeepAliveInterval     time.Duration // WS_KEEPALIVE_INTERVAL: server pings this often; no pong within twice it drops the socket
+	WSMaxSubscriptions      int           // WS_MAX_SUBSCRIPTIONS: active subscriptions per connection (beyond: the subscribe gets RATE_LIMITED)
+	WSMaxConnectionsPerUser int           // WS_MAX_CONNECTIONS_PER_USER: open sockets per account on one instance (beyond: close 4429)
+	WSMaxMessageBytes       int64         // WS_MAX_MESSAGE_BYTES: largest client message (beyond: close 1009)
+
 	// Operations.
 	MetricsOperationNames []string      // METRICS_OPERATION_NAMES: extra GraphQL operation names to count by name
 	LogFormat             string        // LOG_FORMAT: text or json
@@ -196,6 +203,12 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		RefreshTokenCookie:      boolean("REFRESH_TOKEN_COOKIE", false),
 		CookieSecure:            boolean("COOKIE_SECURE", true),
 		CookieSameSite:          strings.ToLower(get("COOKIE_SAMESITE", "strict")),
+
+		WSInitTimeout:           dur("WS_INIT_TIMEOUT", "5s"),
+		WSKeepAliveInterval:     dur("WS_KEEPALIVE_INTERVAL", "25s"),
+		WSMaxSubscriptions:      int(integer("WS_MAX_SUBSCRIPTIONS", 10)),
+		WSMaxConnectionsPerUser: int(integer("WS_MAX_CONNECTIONS_PER_USER", 20)),
+		WSMaxMessageBytes:       integer("WS_MAX_MESSAGE_BYTES", 16<<10),
 
 		LogFormat:         strings.ToLower(get("LOG_FORMAT", "text")),
 		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", "15s"),
@@ -403,6 +416,7 @@ func (c *Config) Validate() error {
 			bad("METRICS_OPERATION_NAMES: %q is not a GraphQL name of at most 64 characters", n)
 		}
 	}
+	c.validateWebSocket(bad)
 	if c.CookieSameSite != "strict" && c.CookieSameSite != "lax" {
 		bad("COOKIE_SAMESITE=%q: must be strict or lax", c.CookieSameSite)
 	}
@@ -445,6 +459,25 @@ func (c *Config) Validate() error {
 }
 
 // validateMail checks the mail settings. Messages never quote SMTP_URL: it may hold a password.
+func (c *Config) validateWebSocket(bad func(format string, args ...any)) {
+	if c.WSInitTimeout < 100*time.Millisecond || c.WSInitTimeout > time.Minute {
+		bad("WS_INIT_TIMEOUT must be between 100ms and 1m (got %s)", c.WSInitTimeout)
+	}
+	if c.WSKeepAliveInterval < 100*time.Millisecond || c.WSKeepAliveInterval > 10*time.Minute {
+		// Proxies commonly drop a connection idle for 60s: the default 25s stays well under it.
+		bad("WS_KEEPALIVE_INTERVAL must be between 100ms and 10m (got %s)", c.WSKeepAliveInterval)
+	}
+	if c.WSMaxSubscriptions < 1 || c.WSMaxSubscriptions > 1000 {
+		bad("WS_MAX_SUBSCRIPTIONS must be between 1 and 1000 (got %d)", c.WSMaxSubscriptions)
+	}
+	if c.WSMaxConnectionsPerUser < 1 || c.WSMaxConnectionsPerUser > 100000 {
+		bad("WS_MAX_CONNECTIONS_PER_USER must be between 1 and 100000 (got %d)", c.WSMaxConnectionsPerUser)
+	}
+	if c.WSMaxMessageBytes < 1<<10 || c.WSMaxMessageBytes > 16<<20 {
+		bad("WS_MAX_MESSAGE_BYTES must be between 1024 and 16777216 (got %d)", c.WSMaxMessageBytes)
+	}
+}
+
 func (c *Config) validateMail(bad func(format string, args ...any)) {
 	if c.SMTPURL != "" {
 		u, err := url.Parse(c.SMTPURL)

@@ -357,3 +357,38 @@ func TestProductionRequiresTOTPKey(t *testing.T) {
 		t.Fatalf("err = %v, want one naming TOTP_ENCRYPTION_KEY", err)
 	}
 }
+
+// The graphql-ws limits have documented defaults and bounds.
+func TestWebSocketSettings(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WSInitTimeout != 5*time.Second || c.WSKeepAliveInterval != 25*time.Second || c.WSMaxSubscriptions != 10 ||
+		c.WSMaxConnectionsPerUser != 20 || c.WSMaxMessageBytes != 16<<10 {
+		t.Fatalf("defaults: init %s keepalive %s subs %d conns %d bytes %d", c.WSInitTimeout, c.WSKeepAliveInterval,
+			c.WSMaxSubscriptions, c.WSMaxConnectionsPerUser, c.WSMaxMessageBytes)
+	}
+	for _, tc := range []struct{ key, value string }{
+		{"WS_INIT_TIMEOUT", "10ms"}, {"WS_INIT_TIMEOUT", "2m"}, {"WS_INIT_TIMEOUT", "soon"},
+		{"WS_KEEPALIVE_INTERVAL", "0s"}, {"WS_KEEPALIVE_INTERVAL", "1h"},
+		{"WS_MAX_SUBSCRIPTIONS", "0"}, {"WS_MAX_SUBSCRIPTIONS", "1001"},
+		{"WS_MAX_CONNECTIONS_PER_USER", "0"}, {"WS_MAX_CONNECTIONS_PER_USER", "-1"},
+		{"WS_MAX_MESSAGE_BYTES", "100"}, {"WS_MAX_MESSAGE_BYTES", "99999999"},
+	} {
+		_, err := load(map[string]string{tc.key: tc.value})
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s=%q: err = %v, want it refused naming %s", tc.key, tc.value, err, tc.key)
+		}
+	}
+	c, err = load(map[string]string{"WS_INIT_TIMEOUT": "200ms", "WS_KEEPALIVE_INTERVAL": "1s", "WS_MAX_SUBSCRIPTIONS": "2",
+		"WS_MAX_CONNECTIONS_PER_USER": "3", "WS_MAX_MESSAGE_BYTES": "2048"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WSInitTimeout != 200*time.Millisecond || c.WSKeepAliveInterval != time.Second || c.WSMaxSubscriptions != 2 ||
+		c.WSMaxConnectionsPerUser != 3 || c.WSMaxMessageBytes != 2048 {
+		t.Fatalf("parsed: %+v", c)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gqlauth/auth"
 	"gqlauth/internal/testdb"
 )
 
@@ -28,11 +29,11 @@ func TestPublishSkipsAHungRedis(t *testing.T) {
 	r.OnChange = func(degraded bool) { states <- degraded }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go r.Subscribe(ctx, func([]string) {})
+	go r.Subscribe(ctx, func(auth.Broadcast) {})
 	publish := func() error {
 		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 		defer cancel()
-		return r.Publish(pctx, []string{"s1"})
+		return r.Publish(pctx, auth.Broadcast{UserID: "u1", SessionIDs: []string{"s1"}})
 	}
 	if err := publish(); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,8 @@ var (
 	ErrPayloadTooLarge = errors.New("graph: request body too large")
 	// ErrCrossOrigin is a browser request from an origin that is not allowed to make it.
 	ErrCrossOrigin = errors.New("graph: cross-origin request refused")
+	// ErrTooManySubscriptions is a subscribe over the cap on active subscriptions of one WebSocket.
+	ErrTooManySubscriptions = errors.New("graph: too many subscriptions on this connection")
 )
 
 // RequestError is an error of the request itself, Err (one of ErrBadRequest, ErrBodyNotJSON,
@@ -76,6 +78,7 @@ var errorTable = []struct {
 	// own message did): it may hold passwords.
 	{ErrBodyNotJSON, model.ErrorCodeBadUserInput, "", "the request body is not valid JSON"},
 	{ErrPayloadTooLarge, model.ErrorCodePayloadTooLarge, "", "the request body is too large"},
+	{ErrTooManySubscriptions, model.ErrorCodeRateLimited, "", "too many subscriptions on this connection: complete one first (WS_MAX_SUBSCRIPTIONS)"},
 	{ErrCrossOrigin, model.ErrorCodeForbidden, "", "cross-origin request refused: add the page's origin to CORS_ALLOWED_ORIGINS"},
 }
 

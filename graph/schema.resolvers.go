@@ -308,9 +308,23 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 		return nil, err
 	}
 	w := r.Auth.WatchSession(p)
-	// Unbuffered: an event is handed to gqlgen's writer before the next one is taken, so the
-	// SESSION_REVOKED of this socket's session goes out before the transport closes the socket.
+	// Unbuffered: an event is handed to gqlgen's writer before the next one is taken. After the
+	// SESSION_REVOKED of the caller's own session the stream ends: gqlgen has then written that event
+	// (it asks for the next one only after writing the last), which is what the WebSocket transport
+	// waits for before it closes the socket with 4403 SESSION_REVOKED.
 	out := make(chan *model.SessionEvent)
+	send := func(e auth.SessionEvent) (more bool) {
+		ev := &model.SessionEvent{Type: model.SessionEventType(e.Type), SessionID: e.SessionID, Current: e.SessionID == p.SessionID, At: e.At}
+		if ev.SessionID == "" {
+			ev.SessionID = p.SessionID
+		}
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return false
+		}
+		return ev.Type != model.SessionEventTypeSessionRevoked || !ev.Current
+	}
 	go func() {
 		defer w.Stop()
 		defer close(out)
@@ -319,14 +333,21 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 			case <-ctx.Done():
 				return
 			case e := <-w.Events():
-				ev := &model.SessionEvent{Type: model.SessionEventType(e.Type), SessionID: e.SessionID, Current: e.SessionID == p.SessionID, At: e.At}
-				if ev.SessionID == "" {
-					ev.SessionID = p.SessionID
-				}
-				select {
-				case out <- ev:
-				case <-ctx.Done():
+				if !send(e) {
 					return
+				}
+			case <-w.Revoked():
+				// The session's SESSION_REVOKED was published before Revoked closed: it is buffered,
+				// unless a reader that far behind lost it. Deliver what is buffered, then end.
+				for {
+					select {
+					case e := <-w.Events():
+						if !send(e) {
+							return
+						}
+					default:
+						return
+					}
 				}
 			}
 		}

@@ -61,8 +61,11 @@ type Options struct {
 	// a 2-second timeout. nil means always ready.
 	Ready func(ctx context.Context) error
 	// Metrics, if set, is served at GET /metrics, counts HTTP requests, overruns and GraphQL
-	// operations (once per request: name and outcome).
+	// operations (once per request: name and outcome), and the graphql-ws sockets.
 	Metrics *observe.Metrics
+	// Sockets are the graphql-ws sockets of /graphql (see NewSockets); nil means a set with the
+	// default WebSocketOptions that nobody shuts down.
+	Sockets *Sockets
 }
 
 // New returns the service's whole HTTP surface (see the package comment), wrapped in its middleware:
@@ -95,14 +98,29 @@ func New(svc *auth.Service, opts Options) (http.Handler, error) {
 // newHandler serves gql (graph.New's server, to which it adds the transports) and the other routes;
 // opts are already defaulted. Tests use it to watch gql's responses.
 func newHandler(svc *auth.Service, gql *handler.Server, opts Options) (http.Handler, error) {
-	addTransports(gql, opts.MaxBodyBytes)
 	cors := newCORS(opts.CORSOrigins)
+	sockets := opts.Sockets
+	if sockets == nil {
+		sockets = NewSockets(WebSocketOptions{})
+	}
+	sockets.svc, sockets.log, sockets.metrics, sockets.cors = svc, opts.Logger, opts.Metrics, cors
+	sockets.proxies = func(r *http.Request) string { return clientIP(r, opts.TrustedProxies) }
+	addTransports(gql, opts.MaxBodyBytes, sockets)
 	endpoint, err := csrf(opts.CORSOrigins, opts.Logger, cors.wrap(graphqlEndpoint(svc, gql, opts)))
 	if err != nil {
 		return nil, err
 	}
+	upgrade := sockets.serve(gql)
 	mux := http.NewServeMux()
-	mux.Handle("GET "+PathGraphQL, endpoint)
+	mux.Handle("GET "+PathGraphQL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A WebSocket upgrade skips the body limit and the request deadline (a socket lives on)
+		// and CSRF (GET: no state changes; the Origin check is the socket's own).
+		if isUpgrade(r) {
+			upgrade.ServeHTTP(w, r)
+			return
+		}
+		endpoint.ServeHTTP(w, r)
+	}))
 	mux.Handle("POST "+PathGraphQL, endpoint)
 	mux.HandleFunc("OPTIONS "+PathGraphQL, cors.preflight)
 	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, _ *http.Request) {
@@ -143,7 +161,16 @@ func middleware(h http.Handler, opts Options) http.Handler {
 	if opts.Metrics != nil {
 		onOverrun = opts.Metrics.Overrun
 	}
-	h = observe.Watch(opts.Logger, opts.RequestTimeout+time.Second, onOverrun, observe.AccessLog(opts.Logger, h))
+	logged := observe.AccessLog(opts.Logger, h)
+	watched := observe.Watch(opts.Logger, opts.RequestTimeout+time.Second, onOverrun, logged)
+	// A WebSocket runs as long as it is open: it is not a request that overruns.
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isUpgrade(r) {
+			logged.ServeHTTP(w, r)
+			return
+		}
+		watched.ServeHTTP(w, r)
+	})
 	if opts.Metrics != nil {
 		h = opts.Metrics.HTTP(h)
 	}

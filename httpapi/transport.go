@@ -32,8 +32,11 @@ import (
 // are read) follows gqlgen's transports.
 
 // addTransports gives srv its transports. gqlgen picks the first that supports a request, so the
-// catch-all comes last; a WebSocket transport would go before it.
-func addTransports(srv *handler.Server, maxBody int64) {
+// catch-all comes last; the WebSocket transport (for the upgrades sockets let through) comes first,
+// with the operation interceptor that applies the per-socket subscription rules.
+func addTransports(srv *handler.Server, maxBody int64, sockets *Sockets) {
+	srv.AddTransport(sockets.transport())
+	srv.AroundOperations(sockets.aroundOperation)
 	srv.AddTransport(getTransport{maxBody: maxBody})
 	srv.AddTransport(postTransport{maxBody: maxBody})
 	srv.AddTransport(unsupportedTransport{maxBody: maxBody})

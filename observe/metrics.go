@@ -37,6 +37,9 @@ type Metrics struct {
 	degraded     *prometheus.GaugeVec
 	fallbacks    *prometheus.CounterVec
 	mail         *prometheus.CounterVec
+	wsOpen       prometheus.Gauge
+	wsCloses     *prometheus.CounterVec
+	wsRevocation prometheus.Histogram
 
 	names atomic.Pointer[map[string]bool] // operation names used as label values (KnowOperations)
 }
@@ -65,6 +68,14 @@ type Metrics struct {
 //     "failed" (given up) or "dropped" (a reset requested for an unknown address: nothing to send).
 //     There is no gauge of pending mail: it would take a count query per scrape; the rate of
 //     "queued" minus the others tells the same story.
+//   - gqlauth_ws_connections: graphql-ws sockets open now (upgraded, initialised or not).
+//   - gqlauth_ws_closes_total{reason}: sockets closed, by why: an AuthErrorReason (TOKEN_MISSING,
+//     TOKEN_INVALID, TOKEN_EXPIRED, SESSION_REVOKED), "client" (the client closed or went away),
+//     "limit" (too many connections for the account, a message over the size limit), "init_timeout",
+//     "protocol" (a message the protocol does not allow), "unavailable" (the token could not be
+//     checked) or "shutdown".
+//   - gqlauth_ws_revocation_close_seconds: from the moment this instance learns that a socket's session
+//     is revoked (a local revocation, a Redis broadcast or the database poll) to the socket's close.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
 		reg: reg,
@@ -109,10 +120,24 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "gqlauth_mail_total",
 			Help: "Outbox mails, by kind and outcome (queued, sent, retry, failed, dropped).",
 		}, []string{"kind", "outcome"}),
+		wsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gqlauth_ws_connections",
+			Help: "graphql-ws sockets open now.",
+		}),
+		wsCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gqlauth_ws_closes_total",
+			Help: "graphql-ws sockets closed, by reason (an AuthErrorReason, client, limit, init_timeout, protocol, unavailable, shutdown).",
+		}, []string{"reason"}),
+		wsRevocation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gqlauth_ws_revocation_close_seconds",
+			Help:    "From the moment this instance learns a socket's session is revoked to the socket's close.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
 	}
 	m.overruns.WithLabelValues(OverrunSlow)
 	m.overruns.WithLabelValues(OverrunAbandoned)
 	reg.MustRegister(m.httpDuration, m.inFlight, m.overruns, m.operations, m.authEvents, m.revoked, m.reuse, m.degraded, m.fallbacks, m.mail,
+		m.wsOpen, m.wsCloses, m.wsRevocation,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -208,6 +233,18 @@ func (m *Metrics) MailResult(kind, outcome string) {
 	}
 	m.mail.WithLabelValues(kind, outcome).Inc()
 }
+
+// WSOpened counts a graphql-ws socket as open; WSClosed must follow when it closes.
+func (m *Metrics) WSOpened() { m.wsOpen.Inc() }
+
+// WSClosed counts a socket's close by reason (see NewMetrics) and removes it from the open ones.
+func (m *Metrics) WSClosed(reason string) {
+	m.wsOpen.Dec()
+	m.wsCloses.WithLabelValues(reason).Inc()
+}
+
+// WSRevocationClosed records how long a socket stayed open after its session's revocation was known.
+func (m *Metrics) WSRevocationClosed(d time.Duration) { m.wsRevocation.Observe(d.Seconds()) }
 
 // Overrun counts a request reported by Watch; kind is OverrunSlow or OverrunAbandoned.
 func (m *Metrics) Overrun(kind string) { m.overruns.WithLabelValues(kind).Inc() }

@@ -477,9 +477,40 @@ func (db *DB) ChangePassword(ctx context.Context, c auth.PasswordChange) ([]stri
 // RevokedSince implements auth.Store.
 func (db *DB) RevokedSince(ctx context.Context, since time.Time) ([]auth.Revocation, error) {
 	var revs []auth.Revocation
-	err := scan(db.ctx(ctx).Model(&models.Session{}).Select("id, revoked_at").
+	err := scan(db.ctx(ctx).Model(&models.Session{}).Select("id, user_id, revoked_at").
 		Where("revoked_at > ?", since), &revs)
 	return revs, err
+}
+
+// SessionsCreatedSince implements auth.Store.
+func (db *DB) SessionsCreatedSince(ctx context.Context, userIDs []string, since time.Time) ([]auth.SessionStart, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	var starts []auth.SessionStart
+	err := scan(db.ctx(ctx).Model(&models.Session{}).Select("id, user_id, created_at").
+		Where("user_id IN ? AND created_at > ?", userIDs, since), &starts)
+	return starts, err
+}
+
+// CredentialsVersions implements auth.Store.
+func (db *DB) CredentialsVersions(ctx context.Context, userIDs []string) (map[string]int64, error) {
+	if len(userIDs) == 0 {
+		return map[string]int64{}, nil
+	}
+	var rows []struct {
+		ID                 string
+		CredentialsVersion int64
+	}
+	if err := scan(db.ctx(ctx).Model(&models.User{}).Select("id, credentials_version").
+		Where("id IN ? AND deleted_at IS NULL", userIDs), &rows); err != nil {
+		return nil, err
+	}
+	versions := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		versions[r.ID] = r.CredentialsVersion
+	}
+	return versions, nil
 }
 
 // SessionRevoked implements auth.Store. A session that no longer exists counts as revoked.

@@ -388,10 +388,40 @@ func (st *Store) RevokedSince(ctx context.Context, since time.Time) ([]auth.Revo
 	var revs []auth.Revocation
 	for _, s := range st.sessions {
 		if s.RevokedAt != nil && s.RevokedAt.After(since) {
-			revs = append(revs, auth.Revocation{ID: s.ID, RevokedAt: *s.RevokedAt})
+			revs = append(revs, auth.Revocation{ID: s.ID, UserID: s.UserID, RevokedAt: *s.RevokedAt})
 		}
 	}
 	return revs, nil
+}
+
+// SessionsCreatedSince implements auth.Store.
+func (st *Store) SessionsCreatedSince(ctx context.Context, userIDs []string, since time.Time) ([]auth.SessionStart, error) {
+	if err := st.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer st.mu.Unlock()
+	var starts []auth.SessionStart
+	for _, s := range st.sessions {
+		if slices.Contains(userIDs, s.UserID) && s.CreatedAt.After(since) {
+			starts = append(starts, auth.SessionStart{ID: s.ID, UserID: s.UserID, CreatedAt: s.CreatedAt})
+		}
+	}
+	return starts, nil
+}
+
+// CredentialsVersions implements auth.Store.
+func (st *Store) CredentialsVersions(ctx context.Context, userIDs []string) (map[string]int64, error) {
+	if err := st.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer st.mu.Unlock()
+	versions := map[string]int64{}
+	for _, id := range userIDs {
+		if u := st.liveUser(id); u != nil {
+			versions[id] = u.CredentialsVersion
+		}
+	}
+	return versions, nil
 }
 
 // SessionRevoked implements auth.Store. A session that does not exist counts as revoked.

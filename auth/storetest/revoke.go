@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -8,7 +10,7 @@ import (
 	"gqlauth/auth"
 )
 
-// revokeCases: RevokeSessions, RevokedSince and SessionRevoked.
+// revokeCases: RevokeSessions, RevokedSince, SessionsCreatedSince, CredentialsVersions and SessionRevoked.
 var revokeCases = []testCase{
 	{"RevokeSessions/Filters", func(t *testing.T, f *fixture) {
 		// Each row starts from the same sessions: alice has s-alice, a1, a2, a3; bob has s-bob.
@@ -176,6 +178,9 @@ var revokeCases = []testCase{
 			got := map[string]time.Time{}
 			for _, r := range revs {
 				got[r.ID] = r.RevokedAt
+				if want := "u-" + r.ID[len("s-"):]; r.UserID != want {
+					t.Fatalf("RevokedSince: %s of user %q, want %q", r.ID, r.UserID, want)
+				}
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("RevokedSince(%v) = %v, want %v", tc.since, revs, tc.want)
@@ -185,6 +190,58 @@ var revokeCases = []testCase{
 					t.Fatalf("RevokedSince(%v): %s at %v, want %v", tc.since, id, got[id], tm)
 				}
 			}
+		}
+	}},
+	{"SessionsCreatedSince/ListsTheUsersLaterSessions", func(t *testing.T, f *fixture) {
+		alice, _, _ := f.user("alice") // s-alice created at base
+		bob, _, _ := f.user("bob")
+		f.user("carol")
+		f.session(alice, "s-alice-2", at(time.Second), time.Hour)
+		f.session(bob, "s-bob-2", at(2*time.Second), time.Hour)
+		if _, _, err := f.st.RevokeSessions(f.ctx, auth.SessionFilter{SessionID: "s-bob-2"}, clock(at(3*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			users []string
+			since time.Time
+			want  []string
+		}{
+			{[]string{alice.ID, bob.ID}, base.Add(-time.Second), []string{"s-alice", "s-alice-2", "s-bob", "s-bob-2"}},
+			{[]string{alice.ID, bob.ID}, base, []string{"s-alice-2", "s-bob-2"}}, // strictly after; revoked ones too
+			{[]string{alice.ID}, base, []string{"s-alice-2"}},
+			{[]string{"nobody"}, base.Add(-time.Second), nil},
+			{nil, base.Add(-time.Second), nil},
+		} {
+			starts, err := f.st.SessionsCreatedSince(f.ctx, tc.users, tc.since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, st := range starts {
+				got = append(got, st.ID)
+				if s := f.sess(st.ID); st.UserID != s.UserID || !st.CreatedAt.Equal(s.CreatedAt) {
+					t.Fatalf("SessionsCreatedSince: %+v, want user %s created %v", st, s.UserID, s.CreatedAt)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("SessionsCreatedSince(%v, %v) = %v, want %v", tc.users, tc.since, got, tc.want)
+			}
+		}
+	}},
+	{"CredentialsVersions/OfLiveUsers", func(t *testing.T, f *fixture) {
+		alice, s, _ := f.user("alice")
+		bob, _, _ := f.user("bob")
+		if _, _, err := f.st.ChangePassword(f.ctx, auth.PasswordChange{UserID: alice.ID, Hash: "new", KeepSessionID: s.ID,
+			New: f.newToken(s, at(time.Minute)), Now: at(time.Minute), ExpiresAt: at(time.Hour), Clock: clock(at(time.Minute))}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.st.CredentialsVersions(f.ctx, []string{alice.ID, bob.ID, "nobody"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int64{alice.ID: 1, bob.ID: 0}; !maps.Equal(got, want) {
+			t.Fatalf("CredentialsVersions = %v, want %v", got, want)
 		}
 	}},
 	{"SessionRevoked/LiveRevokedOrGone", func(t *testing.T, f *fixture) {

@@ -1,0 +1,362 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gqlauth/internal/apptest"
+	"gqlauth/internal/testdb"
+	"gqlauth/internal/wsclient"
+)
+
+// The graphql-ws transport's HTTP side: the Origin check, the limits, bad messages, the keep-alive,
+// the metrics and the shutdown, through the real server with a real client.
+
+const eventsQ = `subscription { sessionEvents { type } }`
+
+const wsWait = 10 * time.Second
+
+func wsCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func dialWS(t *testing.T, e *apptest.Env, opts wsclient.Options) *wsclient.Conn {
+	t.Helper()
+	c, _, err := wsclient.Dial(wsCtx(t), e.Server.URL+"/graphql", opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// initWS dials and authenticates with access.
+func initWS(t *testing.T, e *apptest.Env, access string) *wsclient.Conn {
+	t.Helper()
+	c := dialWS(t, e, wsclient.Options{})
+	if err := c.InitBearer(wsCtx(t), access); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	return c
+}
+
+func wantClose(t *testing.T, c *wsclient.Conn, code int, reason string) {
+	t.Helper()
+	got, why, err := c.Closed(wsCtx(t))
+	if err != nil {
+		t.Fatalf("socket not closed: %v", err)
+	}
+	if got != code || (reason != "*" && why != reason) {
+		t.Fatalf("closed with %d %q, want %d %q", got, why, code, reason)
+	}
+}
+
+func pollUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(wsWait); !ok(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func register(t *testing.T, e *apptest.Env) apptest.Pair {
+	t.Helper()
+	return e.Register("ws-"+strings.ReplaceAll(t.Name(), "/", "-")+"@example.com", pw)
+}
+
+// Cross-site WebSocket hijacking: an upgrade whose Origin is neither the server's own nor allowed
+// is refused with 403 before any upgrade; no Origin (not a browser), the same origin and an allowed
+// origin are upgraded.
+func TestWebSocketOrigin(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"CORS_ALLOWED_ORIGINS": "https://app.example.com"}})
+	self := e.Server.URL
+	for _, tc := range []struct {
+		name, origin string
+		ok           bool
+	}{
+		{"no origin", "", true},
+		{"same origin", self, true},
+		{"allowed origin", "https://app.example.com", true},
+		{"foreign origin", "https://evil.example", false},
+		{"allowed host, other port", "https://app.example.com:8443", false},
+		{"not an origin", "null", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, res, err := wsclient.Dial(wsCtx(t), e.Server.URL+"/graphql", wsclient.Options{Origin: tc.origin})
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatal("upgraded a foreign origin")
+			}
+			if res == nil || res.StatusCode != http.StatusForbidden {
+				t.Fatalf("response %+v, want 403", res)
+			}
+			var body struct {
+				Errors []apptest.GQLError `json:"errors"`
+			}
+			b, _ := io.ReadAll(res.Body)
+			if json.Unmarshal(b, &body) != nil || len(body.Errors) != 1 || body.Errors[0].Extensions["code"] != "FORBIDDEN" {
+				t.Fatalf("body %s, want one FORBIDDEN error", b)
+			}
+		})
+	}
+}
+
+// No connection_init within WS_INIT_TIMEOUT: closed with graphql-ws's 4408.
+func TestWebSocketInitTimeout(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_INIT_TIMEOUT": "200ms"}})
+	c := dialWS(t, e, wsclient.Options{})
+	wantClose(t, c, 4408, "connection initialisation timeout")
+}
+
+// WS_MAX_SUBSCRIPTIONS: one subscription too many gets RATE_LIMITED and the socket stays open; once
+// one completes, a new one is accepted.
+func TestWebSocketMaxSubscriptions(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_SUBSCRIPTIONS": "2"}})
+	p := register(t, e)
+	c := initWS(t, e, p.AccessToken)
+	for _, id := range []string{"1", "2"} {
+		if err := c.Subscribe(wsCtx(t), id, eventsQ, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollUntil(t, "two subscriptions", func() bool { return e.App.Sockets.Subscriptions() == 2 })
+	if err := c.Subscribe(wsCtx(t), "3", eventsQ, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(wsCtx(t))
+	if err != nil || m.ID != "3" || !strings.Contains(string(m.Payload), `"code":"RATE_LIMITED"`) {
+		t.Fatalf("third subscription: %+v %v, want a RATE_LIMITED error", m, err)
+	}
+	if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "complete" || m.ID != "3" {
+		t.Fatalf("after the refusal: %+v %v, want complete 3", m, err)
+	}
+	if err := c.Complete(wsCtx(t), "1"); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "the completed subscription to end", func() bool { return e.App.Sockets.Subscriptions() == 1 })
+	if err := c.Subscribe(wsCtx(t), "4", eventsQ, nil); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "a subscription in the freed slot", func() bool { return e.App.Sockets.Subscriptions() == 2 })
+}
+
+// WS_MAX_CONNECTIONS_PER_USER: one socket too many for the account is closed with 4429
+// TOO_MANY_CONNECTIONS; other accounts are not affected, and a closed socket frees its slot.
+func TestWebSocketMaxConnectionsPerUser(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_CONNECTIONS_PER_USER": "2"}})
+	p := register(t, e)
+	first := initWS(t, e, p.AccessToken)
+	initWS(t, e, p.AccessToken)
+	c := dialWS(t, e, wsclient.Options{})
+	if err := c.Init(wsCtx(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	wantClose(t, c, 4429, "TOO_MANY_CONNECTIONS")
+	other := e.Register("ws-other-"+strings.ReplaceAll(t.Name(), "/", "-")+"@example.com", pw)
+	initWS(t, e, other.AccessToken)
+	first.Close()
+	pollUntil(t, "the closed socket to be gone", func() bool { return e.App.Sockets.Open() == 2 })
+	initWS(t, e, p.AccessToken)
+}
+
+// A message over WS_MAX_MESSAGE_BYTES closes the socket with 1009 (message too big).
+func TestWebSocketMessageLimit(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_MESSAGE_BYTES": "1024"}})
+	p := register(t, e)
+	c := initWS(t, e, p.AccessToken)
+	if err := c.Subscribe(wsCtx(t), "big", `subscription { sessionEvents { type } }`+strings.Repeat(" ", 2048), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantClose(t, c, 1009, "*")
+}
+
+// Bad messages close the socket with graphql-ws's codes, never a panic; the server goes on serving.
+func TestWebSocketBadMessages(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	p := register(t, e)
+	for _, tc := range []struct {
+		name string
+		init bool
+		msg  string
+		code int
+	}{
+		{"not JSON before init", false, `{"type":`, 4400},
+		{"subscribe before init", false, `{"type":"subscribe","id":"1","payload":{"query":"subscription { sessionEvents { type } }"}}`, 4400},
+		{"unknown type", true, `{"type":"bogus"}`, 4400},
+		{"not JSON", true, `][`, 4400},
+		{"init payload not an object", false, `{"type":"connection_init","payload":[1,2]}`, 4400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *wsclient.Conn
+			if tc.init {
+				c = initWS(t, e, p.AccessToken)
+			} else {
+				c = dialWS(t, e, wsclient.Options{})
+			}
+			if err := c.SendRaw(wsCtx(t), []byte(tc.msg)); err != nil {
+				t.Fatal(err)
+			}
+			wantClose(t, c, tc.code, "*")
+		})
+	}
+	// A subscribe whose payload is not an operation gets an error, and the socket stays.
+	c := initWS(t, e, p.AccessToken)
+	if err := c.SendRaw(wsCtx(t), []byte(`{"type":"subscribe","id":"x","payload":"nope"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "error" || m.ID != "x" {
+		t.Fatalf("%+v %v, want an error for x", m, err)
+	}
+	apptest.WantOK(t, e.Me(p.AccessToken))
+}
+
+// The server pings every WS_KEEPALIVE_INTERVAL; a client that never answers is dropped.
+func TestWebSocketKeepAlive(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_KEEPALIVE_INTERVAL": "100ms"}})
+	p := register(t, e)
+	c := dialWS(t, e, wsclient.Options{NoPong: true})
+	if err := c.InitBearer(wsCtx(t), p.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "ping" {
+		t.Fatalf("%+v %v, want a ping", m, err)
+	}
+	if _, _, err := c.Closed(wsCtx(t)); err != nil {
+		t.Fatalf("a client that never answers pings is still connected: %v", err)
+	}
+	pollUntil(t, "the socket to be gone", func() bool { return e.App.Sockets.Open() == 0 })
+}
+
+// The metrics: open sockets, closes by reason, the revocation-to-close histogram.
+func TestWebSocketMetrics(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	p := register(t, e)
+	bad := dialWS(t, e, wsclient.Options{})
+	if err := bad.Init(wsCtx(t), map[string]any{"Authorization": "Bearer garbage"}); err != nil {
+		t.Fatal(err)
+	}
+	wantClose(t, bad, 4403, "TOKEN_INVALID")
+	initWS(t, e, p.AccessToken)
+	c := initWS(t, e, p.AccessToken)
+	pollUntil(t, "two open sockets", func() bool { return strings.Contains(metrics(t, e), "gqlauth_ws_connections 2\n") })
+	apptest.WantOK(t, e.Post(`mutation($t: String) { logout(refreshToken: $t) }`, map[string]any{"t": p.RefreshToken}))
+	wantClose(t, c, 4403, "SESSION_REVOKED")
+	pollUntil(t, "the closes to be counted", func() bool {
+		m := metrics(t, e)
+		return strings.Contains(m, "gqlauth_ws_connections 0\n") &&
+			strings.Contains(m, `gqlauth_ws_closes_total{reason="SESSION_REVOKED"} 2`) &&
+			strings.Contains(m, `gqlauth_ws_closes_total{reason="TOKEN_INVALID"} 1`) &&
+			strings.Contains(m, "gqlauth_ws_revocation_close_seconds_count 2\n")
+	})
+}
+
+func metrics(t *testing.T, e *apptest.Env) string {
+	t.Helper()
+	status, body := e.Get("/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: %d", status)
+	}
+	return body
+}
+
+// Shutdown does not wait on open sockets (http.Server.Shutdown does not track them): they are closed
+// with 1001 and Serve returns.
+func TestWebSocketShutdown(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"SHUTDOWN_TIMEOUT": "30s"}})
+	p := register(t, e)
+	c := initWS(t, e, p.AccessToken)
+	if err := c.Subscribe(wsCtx(t), "ev", eventsQ, nil); err != nil {
+		t.Fatal(err)
+	}
+	idle := dialWS(t, e, wsclient.Options{}) // upgraded, not initialised
+	pollUntil(t, "the subscription", func() bool { return e.App.Sockets.Subscriptions() == 1 })
+	stopped := make(chan struct{})
+	go func() { e.Server.Close(); close(stopped) }()
+	wantClose(t, c, 1001, "going away")
+	wantClose(t, idle, 1001, "going away")
+	select {
+	case <-stopped:
+	case <-time.After(wsWait):
+		t.Fatal("the server did not stop with sockets open")
+	}
+}
+
+// Sockets of one account initialised at the same moment: exactly WS_MAX_CONNECTIONS_PER_USER get in.
+func TestWebSocketMaxConnectionsPerUserConcurrent(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_CONNECTIONS_PER_USER": "3"}})
+	p := register(t, e)
+	const n = 12
+	conns := make([]*wsclient.Conn, n)
+	for i := range conns {
+		conns[i] = dialWS(t, e, wsclient.Options{})
+	}
+	results := make(chan string, n)
+	var start sync.WaitGroup
+	start.Add(1)
+	for _, c := range conns {
+		go func() {
+			start.Wait()
+			if err := c.Init(wsCtx(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
+				results <- err.Error()
+				return
+			}
+			if m, err := c.Next(wsCtx(t)); err == nil {
+				results <- m.Type
+				return
+			}
+			code, reason, _ := c.Closed(wsCtx(t))
+			results <- fmt.Sprint(code, " ", reason)
+		}()
+	}
+	start.Done()
+	got := map[string]int{}
+	for range n {
+		got[<-results]++
+	}
+	if got["connection_ack"] != 3 || got["4429 TOO_MANY_CONNECTIONS"] != n-3 {
+		t.Fatalf("outcomes %v, want 3 acks and %d closes 4429", got, n-3)
+	}
+}
+
+// Only graphql-transport-ws is spoken: a client that offers no subprotocol, or only the legacy
+// graphql-ws (subscriptions-transport-ws), is closed with 4406.
+func TestWebSocketSubprotocol(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	for _, offered := range [][]string{{}, {"graphql-ws"}} {
+		c := dialWS(t, e, wsclient.Options{Subprotocols: offered})
+		wantClose(t, c, 4406, "subprotocol not acceptable: use graphql-transport-ws")
+	}
+	c := dialWS(t, e, wsclient.Options{Subprotocols: []string{"graphql-ws", "graphql-transport-ws"}})
+	if err := c.Init(wsCtx(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantClose(t, c, 4403, "TOKEN_MISSING")
+}
