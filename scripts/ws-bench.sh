@@ -10,6 +10,7 @@
 #
 # Loopback only; every wait is bounded. Needs Postgres at 127.0.0.1:5432 (user postgres) and, for
 # logoutall-two, Redis at $REDIS. SERVER=path uses a prebuilt server binary instead of ./cmd/server.
+# The servers inherit the environment: GOMEMLIMIT=2GiB scripts/ws-bench.sh idle is the raised-limit run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
