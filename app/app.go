@@ -48,6 +48,9 @@ type Options struct {
 	// Store, if set, is an open database used instead of opening DATABASE_URL. It stays the caller's:
 	// Close does not close it, and DB_MAX_OPEN_CONNS is not applied to it (size its pool yourself).
 	Store *store.DB
+	// OnSockets, if set, is told the number of open WebSockets whenever it changes (cmd/server grows
+	// the process's memory limit with it).
+	OnSockets func(open int)
 }
 
 // App is a wired service. New builds it and starts nothing; Run (or Serve) starts the background work
@@ -191,6 +194,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		MaxMessageBytes:       cfg.WSMaxMessageBytes,
 		Leeway:                cfg.JWTLeeway,
 		Now:                   opts.Now,
+		OnOpenChange:          opts.OnSockets,
 	})
 	a.Handler, err = httpapi.New(a.Auth, httpapi.Options{
 		Logger:         opts.Logger,

@@ -93,6 +93,9 @@ type WebSocketOptions struct {
 	Leeway time.Duration
 	// Now is the auth service's clock (for the expiry timer); nil means time.Now.
 	Now func() time.Time
+	// OnOpenChange, if set, is called with the number of open sockets after each one opens or closes
+	// (the process's memory limit follows it). It must be fast and must not call back into Sockets.
+	OnOpenChange func(open int)
 }
 
 func (o WebSocketOptions) withDefaults() WebSocketOptions {
@@ -230,6 +233,9 @@ func (s *Sockets) serve(gql http.Handler) http.Handler {
 		}
 		s.open[sk] = struct{}{}
 		s.wg.Add(1)
+		if s.opts.OnOpenChange != nil {
+			s.opts.OnOpenChange(len(s.open))
+		}
 		s.mu.Unlock()
 		if s.metrics != nil {
 			s.metrics.WSOpened()
@@ -298,6 +304,9 @@ func (s *Sockets) finish(sk *socket) {
 	}
 	s.mu.Lock()
 	delete(s.open, sk)
+	if s.opts.OnOpenChange != nil {
+		s.opts.OnOpenChange(len(s.open))
+	}
 	if userID != "" {
 		if s.perUser[userID]--; s.perUser[userID] <= 0 {
 			delete(s.perUser, userID)

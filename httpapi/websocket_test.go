@@ -360,3 +360,31 @@ func TestWebSocketSubprotocol(t *testing.T) {
 	}
 	wantClose(t, c, 4403, "TOKEN_MISSING")
 }
+
+// The number of open sockets is reported as it changes (cmd/server sizes the memory limit from it),
+// upgraded-but-uninitialised sockets included, and back to zero when they close.
+func TestWebSocketOpenCountIsReported(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []int
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{OnSockets: func(open int) {
+		mu.Lock()
+		seen = append(seen, open)
+		mu.Unlock()
+	}})
+	last := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 {
+			return -1
+		}
+		return seen[len(seen)-1]
+	}
+	p := register(t, e)
+	a := initWS(t, e, p.AccessToken)
+	b := dialWS(t, e, wsclient.Options{})
+	pollUntil(t, "two open sockets reported", func() bool { return last() == 2 })
+	a.Close()
+	b.Close()
+	pollUntil(t, "no open socket reported", func() bool { return last() == 0 })
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,9 +59,9 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	// memory limit, rather than in app.New, which must not change process-wide state (and whose
 	// first caller in a test binary would otherwise win).
 	redis.SetLogger(redisLog{log})
-	setMemoryLimit(cfg)
+	onSockets := setMemoryLimit(cfg)
 
-	a, err := openApp(ctx, cfg, log)
+	a, err := openApp(ctx, cfg, log, onSockets)
 	if err != nil {
 		return err
 	}
@@ -82,11 +83,11 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 // openApp builds the app, waiting up to DB_WAIT_TIMEOUT for a database that cannot be reached yet
 // (started at the same time, or restarting), with one warning and retries every 0.25 s growing to
 // 2 s; a signal ends the wait. Other errors (bad credentials, a broken schema) fail at once.
-func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app.App, error) {
+func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger, onSockets func(int)) (*app.App, error) {
 	deadline := time.Now().Add(cfg.DBWaitTimeout)
 	backoff := 250 * time.Millisecond
 	for waited := false; ; waited = true {
-		a, err := app.New(ctx, cfg, app.Options{Logger: log})
+		a, err := app.New(ctx, cfg, app.Options{Logger: log, OnSockets: onSockets})
 		if err == nil {
 			if waited {
 				log.Info("database reachable; starting")
@@ -116,12 +117,46 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app.Ap
 // collector lets the heap grow to twice its live size first, so a login flood would hold far more memory
 // than the PASSWORD_HASH_CONCURRENCY hashes in flight need. The limit is soft: past it the collector
 // works harder, it never fails an allocation.
-func setMemoryLimit(cfg *config.Config) {
+//
+// Open WebSockets are live memory that stays (about 64 KiB each: docs/BENCHMARKS.md), so the limit
+// grows with them: a fixed limit that the sockets' live heap reached would make the collector run
+// without pause (measured: 90 % of a core at idle with 10,000 sockets under the fixed 118 MiB limit).
+// The returned function, given to app.Options.OnSockets, moves the limit in steps of 256 sockets; it
+// is nil when GOMEMLIMIT is set (the operator's limit stands).
+func setMemoryLimit(cfg *config.Config) func(open int) {
 	if cfg.GoMemLimit != "" {
-		return
+		return nil
 	}
 	// High enough that the collector stays out of the way at the default concurrency (a lower limit
 	// measurably slows logins), low enough to cap a flood: 80 MiB plus one hash per hashing slot.
 	perHash := int64(password.Default.Memory) << 10
-	debug.SetMemoryLimit(80<<20 + int64(cfg.PasswordHashConcurrency)*perHash)
+	m := &memoryLimit{base: 80<<20 + int64(cfg.PasswordHashConcurrency)*perHash, step: -1}
+	m.set(0)
+	return m.set
+}
+
+// memoryLimit is the soft memory limit: a base, plus socketBudget per open WebSocket counted in steps
+// of socketStep (so that sockets opening and closing near a step do not call the runtime each time).
+type memoryLimit struct {
+	base int64
+	mu   sync.Mutex
+	step int64 // the step the limit was last set for; -1 before the first set
+}
+
+const (
+	socketStep = 256
+	// socketBudget is about twice a socket's live memory (heap and stacks): the collector's own target
+	// (GOGC=100) is twice the live heap, so the limit stays above it and the collector paces as usual.
+	socketBudget = 160 << 10
+)
+
+func (m *memoryLimit) set(open int) {
+	step := (int64(open) + socketStep - 1) / socketStep
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if step == m.step {
+		return
+	}
+	m.step = step
+	debug.SetMemoryLimit(m.base + step*socketStep*socketBudget)
 }

@@ -59,6 +59,8 @@ type Options struct {
 	Password *password.Params  // nil means CheapPassword
 	DataDir  string            // "" means a fresh t.TempDir()
 	Logger   *slog.Logger      // nil means DiscardLogger()
+	// OnSockets is app.Options.OnSockets: told the number of open WebSockets when it changes.
+	OnSockets func(open int)
 }
 
 // New starts a server on the database dsn, stopped when the test ends.
@@ -72,7 +74,7 @@ func New(t testing.TB, dsn string, o Options) *Env {
 		vars[k] = v
 	}
 	e := &Env{T: t, Config: LoadConfig(t, vars)}
-	opts := app.Options{Password: &CheapPassword, Logger: DiscardLogger()}
+	opts := app.Options{Password: &CheapPassword, Logger: DiscardLogger(), OnSockets: o.OnSockets}
 	if o.Password != nil {
 		opts.Password = o.Password
 	}
