@@ -45,11 +45,11 @@ type SessionEvent struct {
 
 // watchBuffer is how many events a Watch holds for a slow reader; past it, events are dropped (the
 // revocation of the watched session is never lost: Revoked is a closed channel, not an event).
-const watchBuffer = 32
+const watchBuffer = 8
 
 // watchSeen is how many delivered events a Watch remembers to refuse a second copy: the events of
 // one account within a poll's overlap, far more than one account makes.
-const watchSeen = 64
+const watchSeen = 16
 
 // pollBatch is how many accounts one query of the live poll asks about.
 const pollBatch = 500
@@ -84,6 +84,9 @@ func (w *Watch) markRevoked() { w.once.Do(func() { close(w.revoked) }) }
 
 // deliver queues e unless this watch already got it. The caller holds hub.mu.
 func (w *Watch) deliver(e SessionEvent) {
+	if w.events == nil {
+		return // a WatchRevocation: only Revoked matters
+	}
 	if e.Type == SessionCreated && e.SessionID == w.sessionID {
 		return // the watched session existed before the watch: not news to it
 	}
@@ -93,6 +96,22 @@ func (w *Watch) deliver(e SessionEvent) {
 		}
 		w.seen[w.next] = key
 		w.next = (w.next + 1) % watchSeen
+	}
+	if e.Type == SessionRevoked && e.SessionID == w.sessionID {
+		// The watched session's own revocation is never dropped (its subscription must show it
+		// before the socket closes): with the buffer full, the oldest queued event makes room. The
+		// publishers hold hub.mu, so only the reader competes, and it only takes events out.
+		for {
+			select {
+			case w.events <- e:
+				return
+			default:
+				select {
+				case <-w.events:
+				default:
+				}
+			}
+		}
 	}
 	select {
 	case w.events <- e:
@@ -137,6 +156,15 @@ func newHub(store Store, now func() time.Time, interval time.Duration) *hub {
 func (s *Service) WatchSession(p *Principal) *Watch {
 	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, start: s.now(),
 		events: make(chan SessionEvent, watchBuffer), revoked: make(chan struct{})}
+	s.live.add(w)
+	return w
+}
+
+// WatchRevocation registers a watch that only learns when p's session is revoked (Revoked); it gets
+// no events (Events is nil), so it holds no buffer: what a WebSocket needs to close itself. Call Stop
+// when done.
+func (s *Service) WatchRevocation(p *Principal) *Watch {
+	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, start: s.now(), revoked: make(chan struct{})}
 	s.live.add(w)
 	return w
 }

@@ -307,3 +307,45 @@ func TestLiveConcurrentWatches(t *testing.T) {
 		t.Fatalf("hub sizes after every Stop: %d %d %d, want 0", u, s, v)
 	}
 }
+
+// A logoutAll of an account with more sessions than a watch buffers: each watch's own SESSION_REVOKED
+// is still queued (ahead of Revoked), whatever the order the sessions were revoked in and however
+// full the buffer was; the events of other sessions may be dropped for a reader that far behind.
+func TestLiveOwnRevocationIsNeverDropped(t *testing.T) {
+	t.Parallel()
+	d := newDomain(t, memstore.New(), auth.Options{})
+	const email = "many@example.com"
+	d.register(email)
+	var watches []*auth.Watch
+	var sessions []string
+	for range 20 {
+		p := d.login(email, pw)
+		pr, err := d.svc.Authenticate(d.ctx, p.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := d.svc.WatchSession(pr)
+		t.Cleanup(w.Stop)
+		watches = append(watches, w)
+		sessions = append(sessions, pr.SessionID)
+	}
+	pr, err := d.svc.Authenticate(d.ctx, d.login(email, pw).AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.svc.LogoutAll(d.ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range watches {
+		if !isClosed(w.Revoked()) {
+			t.Fatalf("watch %d: Revoked not closed", i)
+		}
+		own := false
+		for _, e := range drain(w) {
+			own = own || e.Type == auth.SessionRevoked && e.SessionID == sessions[i]
+		}
+		if !own {
+			t.Fatalf("watch %d lost its own SESSION_REVOKED", i)
+		}
+	}
+}

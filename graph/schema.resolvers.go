@@ -337,8 +337,8 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 					return
 				}
 			case <-w.Revoked():
-				// The session's SESSION_REVOKED was published before Revoked closed: it is buffered,
-				// unless a reader that far behind lost it. Deliver what is buffered, then end.
+				// The session's SESSION_REVOKED was queued before Revoked closed (a full buffer makes
+				// room for it, auth.Watch): deliver what is buffered, then end.
 				for {
 					select {
 					case e := <-w.Events():

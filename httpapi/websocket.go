@@ -414,7 +414,7 @@ func (s *Sockets) initSocket(ctx context.Context, payload transport.InitPayload)
 	s.perUser[p.UserID]++
 	s.mu.Unlock()
 
-	w := s.svc.WatchSession(p)
+	w := s.svc.WatchRevocation(p)
 	connCtx, cancel := context.WithCancel(s.svc.WithRequest(ctx, tok, nil, sk.client))
 	expiry := time.NewTimer(p.ExpiresAt.Add(s.opts.Leeway).Sub(s.opts.Now()))
 	sk.mu.Lock()
