@@ -63,6 +63,11 @@ type Watch struct {
 	events    chan SessionEvent
 	revoked   chan struct{}
 	once      sync.Once
+	// onEvent and onRevoked, when set (WatchSessionFunc, WatchRevocationFunc), are called instead of
+	// queueing on events, and when Revoked closes: under the hub's lock, so one at a time and in
+	// order; they must not block and must not call into the Service (Stop included).
+	onEvent   func(SessionEvent)
+	onRevoked func()
 
 	// seen holds the keys of the last watchSeen events delivered (a ring), guarded by hub.mu: the
 	// same event arrives locally and back from Redis, from Redis and from the poll, and from polls
@@ -80,11 +85,18 @@ func (w *Watch) Revoked() <-chan struct{} { return w.revoked }
 // Stop unregisters the watch. It is safe to call more than once.
 func (w *Watch) Stop() { w.hub.remove(w) }
 
-func (w *Watch) markRevoked() { w.once.Do(func() { close(w.revoked) }) }
+func (w *Watch) markRevoked() {
+	w.once.Do(func() {
+		close(w.revoked)
+		if w.onRevoked != nil {
+			w.onRevoked()
+		}
+	})
+}
 
 // deliver queues e unless this watch already got it. The caller holds hub.mu.
 func (w *Watch) deliver(e SessionEvent) {
-	if w.events == nil {
+	if w.events == nil && w.onEvent == nil {
 		return // a WatchRevocation: only Revoked matters
 	}
 	if e.Type == SessionCreated && e.SessionID == w.sessionID {
@@ -96,6 +108,10 @@ func (w *Watch) deliver(e SessionEvent) {
 		}
 		w.seen[w.next] = key
 		w.next = (w.next + 1) % watchSeen
+	}
+	if w.onEvent != nil {
+		w.onEvent(e)
+		return
 	}
 	if e.Type == SessionRevoked && e.SessionID == w.sessionID {
 		// The watched session's own revocation is never dropped (its subscription must show it
@@ -165,6 +181,26 @@ func (s *Service) WatchSession(p *Principal) *Watch {
 // when done.
 func (s *Service) WatchRevocation(p *Principal) *Watch {
 	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, start: s.now(), revoked: make(chan struct{})}
+	s.live.add(w)
+	return w
+}
+
+// WatchSessionFunc is WatchSession with callbacks instead of channels, so that a subscription needs
+// no goroutine of its own to wait on them: onEvent gets each event (the watched session's own
+// SESSION_REVOKED included, before onRevoked), onRevoked (may be nil) is called once when the watched
+// session is revoked. Both run under the hub's lock, one at a time: they must not block and must not
+// call into the Service (Stop included). Events is nil. Call Stop when done.
+func (s *Service) WatchSessionFunc(p *Principal, onEvent func(SessionEvent), onRevoked func()) *Watch {
+	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, start: s.now(), revoked: make(chan struct{}),
+		onEvent: onEvent, onRevoked: onRevoked}
+	s.live.add(w)
+	return w
+}
+
+// WatchRevocationFunc is WatchRevocation calling onRevoked (under the hub's lock: it must not block
+// or call into the Service) when the watched session is revoked.
+func (s *Service) WatchRevocationFunc(p *Principal, onRevoked func()) *Watch {
+	w := &Watch{hub: s.live, userID: p.UserID, sessionID: p.SessionID, start: s.now(), revoked: make(chan struct{}), onRevoked: onRevoked}
 	s.live.add(w)
 	return w
 }

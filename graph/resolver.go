@@ -35,3 +35,7 @@ func (r *Resolver) clearRefreshCookie(ctx context.Context) {
 func undecided(err error) bool {
 	return errors.Is(err, auth.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
+
+// sessionEventsBuffer is how many events a sessionEvents subscription queues for a client that reads
+// slowly; beyond, events are dropped (never the socket's own SESSION_REVOKED).
+const sessionEventsBuffer = 8

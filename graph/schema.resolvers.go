@@ -307,51 +307,45 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 	if err != nil {
 		return nil, err
 	}
-	w := r.Auth.WatchSession(p)
-	// Unbuffered: an event is handed to gqlgen's writer before the next one is taken. After the
-	// SESSION_REVOKED of the caller's own session the stream ends: gqlgen has then written that event
-	// (it asks for the next one only after writing the last), which is what the WebSocket transport
-	// waits for before it closes the socket with 4403 SESSION_REVOKED.
-	out := make(chan *model.SessionEvent)
-	send := func(e auth.SessionEvent) (more bool) {
+	// The watch hands each event to a callback (under its hub's lock, one at a time), which queues it
+	// for gqlgen's writer: no goroutine of this subscription's own waits on anything, so an idle
+	// socket costs less. A reader that far behind loses events, except the one that matters most:
+	// the SESSION_REVOKED of the caller's own session always goes in (the oldest queued event makes
+	// room), and then the stream ends. gqlgen asks for the next event only after writing the last, so
+	// when the stream has ended that event is on the wire: what the WebSocket transport waits for
+	// before it closes the socket with 4403 SESSION_REVOKED.
+	out := make(chan *model.SessionEvent, sessionEventsBuffer)
+	ended := false // guarded by the watch's hub lock, under which every callback runs
+	w := r.Auth.WatchSessionFunc(p, func(e auth.SessionEvent) {
+		if ended {
+			return
+		}
 		ev := &model.SessionEvent{Type: model.SessionEventType(e.Type), SessionID: e.SessionID, Current: e.SessionID == p.SessionID, At: e.At}
 		if ev.SessionID == "" {
 			ev.SessionID = p.SessionID
 		}
-		select {
-		case out <- ev:
-		case <-ctx.Done():
-			return false
+		if ev.Type != model.SessionEventTypeSessionRevoked || !ev.Current {
+			select {
+			case out <- ev:
+			default:
+			}
+			return
 		}
-		return ev.Type != model.SessionEventTypeSessionRevoked || !ev.Current
-	}
-	go func() {
-		defer w.Stop()
-		defer close(out)
 		for {
 			select {
-			case <-ctx.Done():
+			case out <- ev:
+				ended = true
+				close(out)
 				return
-			case e := <-w.Events():
-				if !send(e) {
-					return
-				}
-			case <-w.Revoked():
-				// The session's SESSION_REVOKED was queued before Revoked closed (a full buffer makes
-				// room for it, auth.Watch): deliver what is buffered, then end.
-				for {
-					select {
-					case e := <-w.Events():
-						if !send(e) {
-							return
-						}
-					default:
-						return
-					}
+			default:
+				select {
+				case <-out:
+				default:
 				}
 			}
 		}
-	}()
+	}, nil)
+	context.AfterFunc(ctx, w.Stop)
 	return out, nil
 }
 

@@ -414,9 +414,13 @@ func (s *Sockets) initSocket(ctx context.Context, payload transport.InitPayload)
 	s.perUser[p.UserID]++
 	s.mu.Unlock()
 
-	w := s.svc.WatchRevocation(p)
 	connCtx, cancel := context.WithCancel(s.svc.WithRequest(ctx, tok, nil, sk.client))
-	expiry := time.NewTimer(p.ExpiresAt.Add(s.opts.Leeway).Sub(s.opts.Now()))
+	// No goroutine waits for the end of an idle socket's life: the expiry is a timer callback, and
+	// the revocation a callback of the watch, which starts the closing goroutine only when it fires.
+	expiry := time.AfterFunc(p.ExpiresAt.Add(s.opts.Leeway).Sub(s.opts.Now()), func() {
+		sk.closeWith(CloseForbidden, string(model.AuthErrorReasonTokenExpired), string(model.AuthErrorReasonTokenExpired))
+	})
+	w := s.svc.WatchRevocationFunc(p, func() { go sk.revoked(connCtx) })
 	sk.mu.Lock()
 	sk.userID, sk.token, sk.cancel = p.UserID, tok, cancel
 	sk.stop = func() { cancel(); expiry.Stop(); w.Stop() }
@@ -425,24 +429,17 @@ func (s *Sockets) initSocket(ctx context.Context, payload transport.InitPayload)
 	if decided { // Shutdown came during the authentication
 		cancel()
 	}
-	go sk.supervise(connCtx, w, expiry)
 	return connCtx, nil, nil
 }
 
-// supervise closes the socket when its session is revoked (after the revocation event went out on
-// its subscriptions) or its token expires; it returns when the connection ends.
-func (sk *socket) supervise(ctx context.Context, w *auth.Watch, expiry *time.Timer) {
-	select {
-	case <-ctx.Done():
-	case <-w.Revoked():
-		sk.mu.Lock()
-		sk.revokedAt = time.Now()
-		sk.mu.Unlock()
-		sk.waitSubscriptions(ctx, revocationFlushBudget)
-		sk.closeWith(CloseForbidden, string(model.AuthErrorReasonSessionRevoked), string(model.AuthErrorReasonSessionRevoked))
-	case <-expiry.C:
-		sk.closeWith(CloseForbidden, string(model.AuthErrorReasonTokenExpired), string(model.AuthErrorReasonTokenExpired))
-	}
+// revoked closes the socket of a revoked session, once the revocation event went out on its
+// subscriptions (at most revocationFlushBudget later).
+func (sk *socket) revoked(ctx context.Context) {
+	sk.mu.Lock()
+	sk.revokedAt = time.Now()
+	sk.mu.Unlock()
+	sk.waitSubscriptions(ctx, revocationFlushBudget)
+	sk.closeWith(CloseForbidden, string(model.AuthErrorReasonSessionRevoked), string(model.AuthErrorReasonSessionRevoked))
 }
 
 // waitSubscriptions waits until the socket has no active subscription (sessionEvents ends its stream
