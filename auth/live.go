@@ -397,23 +397,5 @@ func (h *hub) poll(ctx context.Context) error {
 
 // run polls every interval until ctx ends.
 func (h *hub) run(ctx context.Context, log *slog.Logger) {
-	t := time.NewTicker(h.interval)
-	defer t.Stop()
-	failing := false // log the first failure and the recovery, not every poll of an outage
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			err := h.poll(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil && !failing:
-				failing = true
-				log.Warn("live session events poll failed; other instances' logins and password changes wait for it", "err", err)
-			case err == nil && failing:
-				failing = false
-				log.Info("live session events poll works again")
-			}
-		}
-	}
+	pollEvery(ctx, h.interval, h.poll, log, "live session events poll", "other instances' logins and password changes wait for it")
 }

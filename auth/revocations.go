@@ -157,22 +157,28 @@ func (r *revocations) sync(ctx context.Context) error {
 
 // run polls until ctx ends.
 func (r *revocations) run(ctx context.Context, log *slog.Logger) {
-	t := time.NewTicker(r.interval)
+	pollEvery(ctx, r.interval, r.sync, log, "revocation poll", "checking sessions in the database until it recovers")
+}
+
+// pollEvery calls poll every interval until ctx ends, logging the first failure of an outage (what
+// failed, and what that means meanwhile) and the recovery, not every failed poll.
+func pollEvery(ctx context.Context, interval time.Duration, poll func(context.Context) error, log *slog.Logger, what, meanwhile string) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
-	failing := false // log the first failure and the recovery, not every poll of an outage
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := r.sync(ctx)
+			err := poll(ctx)
 			switch {
 			case err != nil && ctx.Err() == nil && !failing:
 				failing = true
-				log.Warn("revocation poll failed; checking sessions in the database until it recovers", "err", err)
+				log.Warn(what+" failed; "+meanwhile, "err", err)
 			case err == nil && failing:
 				failing = false
-				log.Info("revocation poll works again")
+				log.Info(what + " works again")
 			}
 		}
 	}

@@ -27,56 +27,23 @@ type sessionEvent struct {
 	At        string `json:"at"`
 }
 
-// wsWait bounds every wait of these tests that has no bound of its own in the issue: generous, so
-// a slow machine never fails them.
-const wsWait = 10 * time.Second
-
-func wsCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// dialWS opens a graphql-ws socket to e's /graphql, closed when the test ends.
-func dialWS(t *testing.T, e *apptest.Env, opts wsclient.Options) *wsclient.Conn {
-	t.Helper()
-	c, _, err := wsclient.Dial(wsCtx(t), e.Server.URL+"/graphql", opts)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
 // subscribeEvents opens a socket authenticated with access and subscribes to sessionEvents (id
 // "ev"); it returns once the subscription watches the account.
 func subscribeEvents(t *testing.T, e *apptest.Env, access string) *wsclient.Conn {
 	t.Helper()
-	c := dialWS(t, e, wsclient.Options{})
-	if err := c.InitBearer(wsCtx(t), access); err != nil {
-		t.Fatalf("init: %v", err)
-	}
+	c := e.InitWS(access)
 	before := e.App.Sockets.Subscriptions()
-	if err := c.Subscribe(wsCtx(t), "ev", eventsQ, nil); err != nil {
+	if err := c.Subscribe(apptest.WSContext(t), "ev", eventsQ, nil); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the subscription to start", func() bool { return e.App.Sockets.Subscriptions() > before })
+	eventually(t, apptest.WSWait, "the subscription to start", func() bool { return e.App.Sockets.Subscriptions() > before })
 	return c
-}
-
-func pollUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(wsWait); !ok(); time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 // nextEvent returns the next sessionEvents event on c, failing on any other message.
 func nextEvent(t *testing.T, c *wsclient.Conn) sessionEvent {
 	t.Helper()
-	m, err := c.Next(wsCtx(t))
+	m, err := c.Next(apptest.WSContext(t))
 	if err != nil {
 		t.Fatalf("waiting for an event: %v", err)
 	}
@@ -98,7 +65,7 @@ func nextEvent(t *testing.T, c *wsclient.Conn) sessionEvent {
 // wantClose waits for c's close and checks its code and reason.
 func wantClose(t *testing.T, c *wsclient.Conn, code int, reason string) {
 	t.Helper()
-	got, why, err := c.Closed(wsCtx(t))
+	got, why, err := c.Closed(apptest.WSContext(t))
 	if err != nil {
 		t.Fatalf("socket not closed: %v", err)
 	}
@@ -124,7 +91,7 @@ func wantRevokedThenClosed(t *testing.T, c *wsclient.Conn, sid string, start tim
 		}
 	}
 	// The stream ended with that event: gqlgen may get its complete out before the close (or not).
-	if m, err := c.Next(wsCtx(t)); !errors.Is(err, wsclient.ErrClosed) && (err != nil || m.Type != "complete" || m.ID != "ev") {
+	if m, err := c.Next(apptest.WSContext(t)); !errors.Is(err, wsclient.ErrClosed) && (err != nil || m.Type != "complete" || m.ID != "ev") {
 		t.Fatalf("after the revocation event: %+v %v, want complete ev or the close", m, err)
 	}
 	wantClose(t, c, 4403, "SESSION_REVOKED")
@@ -177,8 +144,8 @@ func TestSubscriptionAuthentication(t *testing.T) {
 			{"revoked", map[string]any{"Authorization": "Bearer " + revoked.AccessToken}, "SESSION_REVOKED"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				c := dialWS(t, e, wsclient.Options{})
-				if err := c.Init(wsCtx(t), tc.payload); err != nil {
+				c := e.DialWS(wsclient.Options{})
+				if err := c.Init(apptest.WSContext(t), tc.payload); err != nil {
 					t.Fatal(err)
 				}
 				start := time.Now()
@@ -189,18 +156,18 @@ func TestSubscriptionAuthentication(t *testing.T) {
 			})
 		}
 		for _, key := range []string{"Authorization", "authorization", "AUTHORIZATION"} {
-			c := dialWS(t, e, wsclient.Options{})
-			if err := c.Init(wsCtx(t), map[string]any{key: "Bearer " + p.AccessToken}); err != nil {
+			c := e.DialWS(wsclient.Options{})
+			if err := c.Init(apptest.WSContext(t), map[string]any{key: "Bearer " + p.AccessToken}); err != nil {
 				t.Fatal(err)
 			}
-			if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "connection_ack" {
+			if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "connection_ack" {
 				t.Fatalf("key %s: %+v %v, want connection_ack", key, m, err)
 			}
 		}
 		// An expired token (the fake clock moves past exp and the leeway).
 		e.Clock.Advance(e.Config.AccessTokenTTL + e.Config.JWTLeeway + time.Second)
-		c := dialWS(t, e, wsclient.Options{})
-		if err := c.Init(wsCtx(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
+		c := e.DialWS(wsclient.Options{})
+		if err := c.Init(apptest.WSContext(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
 			t.Fatal(err)
 		}
 		wantClose(t, c, 4403, "TOKEN_EXPIRED")
@@ -236,10 +203,10 @@ func TestSessionEventsStream(t *testing.T) {
 		default:
 		}
 		// Completing the subscription ends it; the socket stays usable.
-		if err := c.Complete(wsCtx(t), "ev"); err != nil {
+		if err := c.Complete(apptest.WSContext(t), "ev"); err != nil {
 			t.Fatal(err)
 		}
-		pollUntil(t, "the subscription to end", func() bool { return e.App.Sockets.Subscriptions() == 0 })
+		eventually(t, apptest.WSWait, "the subscription to end", func() bool { return e.App.Sockets.Subscriptions() == 0 })
 	})
 }
 
@@ -260,10 +227,10 @@ func TestSessionEventsOtherSessionRevoked(t *testing.T) {
 			t.Fatalf("after revoking another session: %+v", ev)
 		}
 		// Still open: a ping is answered.
-		if err := c.Send(wsCtx(t), wsclient.Message{Type: "ping"}); err != nil {
+		if err := c.Send(apptest.WSContext(t), wsclient.Message{Type: "ping"}); err != nil {
 			t.Fatal(err)
 		}
-		if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "pong" {
+		if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "pong" {
 			t.Fatalf("after another session's revocation: %+v %v, want pong", m, err)
 		}
 	})
@@ -335,8 +302,8 @@ func TestRevocationClosesIdleSocket(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	p := e.Register("ws-idle-"+uniq()+"@example.com", pw)
-	c := dialWS(t, e, wsclient.Options{})
-	if err := c.InitBearer(wsCtx(t), p.AccessToken); err != nil {
+	c := e.DialWS(wsclient.Options{})
+	if err := c.InitBearer(apptest.WSContext(t), p.AccessToken); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -392,7 +359,7 @@ func TestRevocationClosesSocketOnAnotherInstance(t *testing.T) {
 			a.Register(email, pw)
 			if tc.redis {
 				// The fan-out subscribes in the background: wait until b hears a's broadcasts.
-				pollUntil(t, "b to hear a's broadcasts", func() bool {
+				eventually(t, apptest.WSWait, "b to hear a's broadcasts", func() bool {
 					p := a.Login(email, pw)
 					apptest.WantOK(t, a.Post(logoutQ, map[string]any{"t": p.RefreshToken}))
 					return b.App.Auth.BroadcastRevocations() > 0
@@ -414,18 +381,18 @@ func TestSubscriptionOperationGuard(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"MAX_QUERY_COMPLEXITY": "30"}})
 	p := e.Register("ws-guard-"+uniq()+"@example.com", pw)
-	c := dialWS(t, e, wsclient.Options{})
-	if err := c.InitBearer(wsCtx(t), p.AccessToken); err != nil {
+	c := e.DialWS(wsclient.Options{})
+	if err := c.InitBearer(apptest.WSContext(t), p.AccessToken); err != nil {
 		t.Fatal(err)
 	}
 	var fields []string
 	for i := range 40 {
 		fields = append(fields, fmt.Sprintf("t%d: type", i))
 	}
-	if err := c.Subscribe(wsCtx(t), "big", `subscription { sessionEvents { `+strings.Join(fields, " ")+` } }`, nil); err != nil {
+	if err := c.Subscribe(apptest.WSContext(t), "big", `subscription { sessionEvents { `+strings.Join(fields, " ")+` } }`, nil); err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Next(wsCtx(t))
+	m, err := c.Next(apptest.WSContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}

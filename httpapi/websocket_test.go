@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,37 +20,9 @@ import (
 
 const eventsQ = `subscription { sessionEvents { type } }`
 
-const wsWait = 10 * time.Second
-
-func wsCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func dialWS(t *testing.T, e *apptest.Env, opts wsclient.Options) *wsclient.Conn {
-	t.Helper()
-	c, _, err := wsclient.Dial(wsCtx(t), e.Server.URL+"/graphql", opts)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-// initWS dials and authenticates with access.
-func initWS(t *testing.T, e *apptest.Env, access string) *wsclient.Conn {
-	t.Helper()
-	c := dialWS(t, e, wsclient.Options{})
-	if err := c.InitBearer(wsCtx(t), access); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	return c
-}
-
 func wantClose(t *testing.T, c *wsclient.Conn, code int, reason string) {
 	t.Helper()
-	got, why, err := c.Closed(wsCtx(t))
+	got, why, err := c.Closed(apptest.WSContext(t))
 	if err != nil {
 		t.Fatalf("socket not closed: %v", err)
 	}
@@ -62,7 +33,7 @@ func wantClose(t *testing.T, c *wsclient.Conn, code int, reason string) {
 
 func pollUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(wsWait); !ok(); time.Sleep(2 * time.Millisecond) {
+	for deadline := time.Now().Add(apptest.WSWait); !ok(); time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
@@ -93,7 +64,7 @@ func TestWebSocketOrigin(t *testing.T) {
 		{"not an origin", "null", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, res, err := wsclient.Dial(wsCtx(t), e.Server.URL+"/graphql", wsclient.Options{Origin: tc.origin})
+			c, res, err := wsclient.Dial(apptest.WSContext(t), e.Server.URL+"/graphql", wsclient.Options{Origin: tc.origin})
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -123,7 +94,7 @@ func TestWebSocketOrigin(t *testing.T) {
 func TestWebSocketInitTimeout(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_INIT_TIMEOUT": "200ms"}})
-	c := dialWS(t, e, wsclient.Options{})
+	c := e.DialWS(wsclient.Options{})
 	wantClose(t, c, 4408, "connection initialisation timeout")
 }
 
@@ -133,28 +104,28 @@ func TestWebSocketMaxSubscriptions(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_SUBSCRIPTIONS": "2"}})
 	p := register(t, e)
-	c := initWS(t, e, p.AccessToken)
+	c := e.InitWS(p.AccessToken)
 	for _, id := range []string{"1", "2"} {
-		if err := c.Subscribe(wsCtx(t), id, eventsQ, nil); err != nil {
+		if err := c.Subscribe(apptest.WSContext(t), id, eventsQ, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pollUntil(t, "two subscriptions", func() bool { return e.App.Sockets.Subscriptions() == 2 })
-	if err := c.Subscribe(wsCtx(t), "3", eventsQ, nil); err != nil {
+	if err := c.Subscribe(apptest.WSContext(t), "3", eventsQ, nil); err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Next(wsCtx(t))
+	m, err := c.Next(apptest.WSContext(t))
 	if err != nil || m.ID != "3" || !strings.Contains(string(m.Payload), `"code":"RATE_LIMITED"`) {
 		t.Fatalf("third subscription: %+v %v, want a RATE_LIMITED error", m, err)
 	}
-	if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "complete" || m.ID != "3" {
+	if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "complete" || m.ID != "3" {
 		t.Fatalf("after the refusal: %+v %v, want complete 3", m, err)
 	}
-	if err := c.Complete(wsCtx(t), "1"); err != nil {
+	if err := c.Complete(apptest.WSContext(t), "1"); err != nil {
 		t.Fatal(err)
 	}
 	pollUntil(t, "the completed subscription to end", func() bool { return e.App.Sockets.Subscriptions() == 1 })
-	if err := c.Subscribe(wsCtx(t), "4", eventsQ, nil); err != nil {
+	if err := c.Subscribe(apptest.WSContext(t), "4", eventsQ, nil); err != nil {
 		t.Fatal(err)
 	}
 	pollUntil(t, "a subscription in the freed slot", func() bool { return e.App.Sockets.Subscriptions() == 2 })
@@ -166,18 +137,18 @@ func TestWebSocketMaxConnectionsPerUser(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_CONNECTIONS_PER_USER": "2"}})
 	p := register(t, e)
-	first := initWS(t, e, p.AccessToken)
-	initWS(t, e, p.AccessToken)
-	c := dialWS(t, e, wsclient.Options{})
-	if err := c.Init(wsCtx(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
+	first := e.InitWS(p.AccessToken)
+	e.InitWS(p.AccessToken)
+	c := e.DialWS(wsclient.Options{})
+	if err := c.Init(apptest.WSContext(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
 		t.Fatal(err)
 	}
 	wantClose(t, c, 4429, "TOO_MANY_CONNECTIONS")
 	other := e.Register("ws-other-"+strings.ReplaceAll(t.Name(), "/", "-")+"@example.com", pw)
-	initWS(t, e, other.AccessToken)
+	e.InitWS(other.AccessToken)
 	first.Close()
 	pollUntil(t, "the closed socket to be gone", func() bool { return e.App.Sockets.Open() == 2 })
-	initWS(t, e, p.AccessToken)
+	e.InitWS(p.AccessToken)
 }
 
 // A message over WS_MAX_MESSAGE_BYTES closes the socket with 1009 (message too big).
@@ -185,8 +156,8 @@ func TestWebSocketMessageLimit(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_MAX_MESSAGE_BYTES": "1024"}})
 	p := register(t, e)
-	c := initWS(t, e, p.AccessToken)
-	if err := c.Subscribe(wsCtx(t), "big", `subscription { sessionEvents { type } }`+strings.Repeat(" ", 2048), nil); err != nil {
+	c := e.InitWS(p.AccessToken)
+	if err := c.Subscribe(apptest.WSContext(t), "big", `subscription { sessionEvents { type } }`+strings.Repeat(" ", 2048), nil); err != nil {
 		t.Fatal(err)
 	}
 	wantClose(t, c, 1009, "*")
@@ -212,22 +183,22 @@ func TestWebSocketBadMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var c *wsclient.Conn
 			if tc.init {
-				c = initWS(t, e, p.AccessToken)
+				c = e.InitWS(p.AccessToken)
 			} else {
-				c = dialWS(t, e, wsclient.Options{})
+				c = e.DialWS(wsclient.Options{})
 			}
-			if err := c.SendRaw(wsCtx(t), []byte(tc.msg)); err != nil {
+			if err := c.SendRaw(apptest.WSContext(t), []byte(tc.msg)); err != nil {
 				t.Fatal(err)
 			}
 			wantClose(t, c, tc.code, "*")
 		})
 	}
 	// A subscribe whose payload is not an operation gets an error, and the socket stays.
-	c := initWS(t, e, p.AccessToken)
-	if err := c.SendRaw(wsCtx(t), []byte(`{"type":"subscribe","id":"x","payload":"nope"}`)); err != nil {
+	c := e.InitWS(p.AccessToken)
+	if err := c.SendRaw(apptest.WSContext(t), []byte(`{"type":"subscribe","id":"x","payload":"nope"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "error" || m.ID != "x" {
+	if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "error" || m.ID != "x" {
 		t.Fatalf("%+v %v, want an error for x", m, err)
 	}
 	apptest.WantOK(t, e.Me(p.AccessToken))
@@ -238,14 +209,14 @@ func TestWebSocketKeepAlive(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"WS_KEEPALIVE_INTERVAL": "100ms"}})
 	p := register(t, e)
-	c := dialWS(t, e, wsclient.Options{NoPong: true})
-	if err := c.InitBearer(wsCtx(t), p.AccessToken); err != nil {
+	c := e.DialWS(wsclient.Options{NoPong: true})
+	if err := c.InitBearer(apptest.WSContext(t), p.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := c.Next(wsCtx(t)); err != nil || m.Type != "ping" {
+	if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "ping" {
 		t.Fatalf("%+v %v, want a ping", m, err)
 	}
-	if _, _, err := c.Closed(wsCtx(t)); err != nil {
+	if _, _, err := c.Closed(apptest.WSContext(t)); err != nil {
 		t.Fatalf("a client that never answers pings is still connected: %v", err)
 	}
 	pollUntil(t, "the socket to be gone", func() bool { return e.App.Sockets.Open() == 0 })
@@ -256,13 +227,13 @@ func TestWebSocketMetrics(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	p := register(t, e)
-	bad := dialWS(t, e, wsclient.Options{})
-	if err := bad.Init(wsCtx(t), map[string]any{"Authorization": "Bearer garbage"}); err != nil {
+	bad := e.DialWS(wsclient.Options{})
+	if err := bad.Init(apptest.WSContext(t), map[string]any{"Authorization": "Bearer garbage"}); err != nil {
 		t.Fatal(err)
 	}
 	wantClose(t, bad, 4403, "TOKEN_INVALID")
-	initWS(t, e, p.AccessToken)
-	c := initWS(t, e, p.AccessToken)
+	e.InitWS(p.AccessToken)
+	c := e.InitWS(p.AccessToken)
 	pollUntil(t, "two open sockets", func() bool { return strings.Contains(metrics(t, e), "gqlauth_ws_connections 2\n") })
 	apptest.WantOK(t, e.Post(`mutation($t: String) { logout(refreshToken: $t) }`, map[string]any{"t": p.RefreshToken}))
 	wantClose(t, c, 4403, "SESSION_REVOKED")
@@ -290,11 +261,11 @@ func TestWebSocketShutdown(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{Vars: map[string]string{"SHUTDOWN_TIMEOUT": "30s"}})
 	p := register(t, e)
-	c := initWS(t, e, p.AccessToken)
-	if err := c.Subscribe(wsCtx(t), "ev", eventsQ, nil); err != nil {
+	c := e.InitWS(p.AccessToken)
+	if err := c.Subscribe(apptest.WSContext(t), "ev", eventsQ, nil); err != nil {
 		t.Fatal(err)
 	}
-	idle := dialWS(t, e, wsclient.Options{}) // upgraded, not initialised
+	idle := e.DialWS(wsclient.Options{}) // upgraded, not initialised
 	pollUntil(t, "the subscription", func() bool { return e.App.Sockets.Subscriptions() == 1 })
 	stopped := make(chan struct{})
 	go func() { e.Server.Close(); close(stopped) }()
@@ -302,7 +273,7 @@ func TestWebSocketShutdown(t *testing.T) {
 	wantClose(t, idle, 1001, "going away")
 	select {
 	case <-stopped:
-	case <-time.After(wsWait):
+	case <-time.After(apptest.WSWait):
 		t.Fatal("the server did not stop with sockets open")
 	}
 }
@@ -315,7 +286,7 @@ func TestWebSocketMaxConnectionsPerUserConcurrent(t *testing.T) {
 	const n = 12
 	conns := make([]*wsclient.Conn, n)
 	for i := range conns {
-		conns[i] = dialWS(t, e, wsclient.Options{})
+		conns[i] = e.DialWS(wsclient.Options{})
 	}
 	results := make(chan string, n)
 	var start sync.WaitGroup
@@ -323,15 +294,15 @@ func TestWebSocketMaxConnectionsPerUserConcurrent(t *testing.T) {
 	for _, c := range conns {
 		go func() {
 			start.Wait()
-			if err := c.Init(wsCtx(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
+			if err := c.Init(apptest.WSContext(t), map[string]any{"Authorization": "Bearer " + p.AccessToken}); err != nil {
 				results <- err.Error()
 				return
 			}
-			if m, err := c.Next(wsCtx(t)); err == nil {
+			if m, err := c.Next(apptest.WSContext(t)); err == nil {
 				results <- m.Type
 				return
 			}
-			code, reason, _ := c.Closed(wsCtx(t))
+			code, reason, _ := c.Closed(apptest.WSContext(t))
 			results <- fmt.Sprint(code, " ", reason)
 		}()
 	}
@@ -351,11 +322,11 @@ func TestWebSocketSubprotocol(t *testing.T) {
 	t.Parallel()
 	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
 	for _, offered := range [][]string{{}, {"graphql-ws"}} {
-		c := dialWS(t, e, wsclient.Options{Subprotocols: offered})
+		c := e.DialWS(wsclient.Options{Subprotocols: offered})
 		wantClose(t, c, 4406, "subprotocol not acceptable: use graphql-transport-ws")
 	}
-	c := dialWS(t, e, wsclient.Options{Subprotocols: []string{"graphql-ws", "graphql-transport-ws"}})
-	if err := c.Init(wsCtx(t), nil); err != nil {
+	c := e.DialWS(wsclient.Options{Subprotocols: []string{"graphql-ws", "graphql-transport-ws"}})
+	if err := c.Init(apptest.WSContext(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	wantClose(t, c, 4403, "TOKEN_MISSING")
@@ -381,8 +352,8 @@ func TestWebSocketOpenCountIsReported(t *testing.T) {
 		return seen[len(seen)-1]
 	}
 	p := register(t, e)
-	a := initWS(t, e, p.AccessToken)
-	b := dialWS(t, e, wsclient.Options{})
+	a := e.InitWS(p.AccessToken)
+	b := e.DialWS(wsclient.Options{})
 	pollUntil(t, "two open sockets reported", func() bool { return last() == 2 })
 	a.Close()
 	b.Close()

@@ -19,6 +19,7 @@ import (
 
 	"gqlauth/app"
 	"gqlauth/config"
+	"gqlauth/internal/wsclient"
 	"gqlauth/password"
 )
 
@@ -361,4 +362,36 @@ func Concurrently(n int, do func(i int) Response) []Response {
 	close(start)
 	wg.Wait()
 	return results
+}
+
+// WSWait bounds the WebSocket tests' waits that have no bound of their own in the issue: generous,
+// so a slow machine never fails them.
+const WSWait = 10 * time.Second
+
+// WSContext is a context that ends after WSWait or with the test.
+func WSContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), WSWait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// DialWS opens a graphql-ws socket to the server's /graphql, closed when the test ends.
+func (e *Env) DialWS(opts wsclient.Options) *wsclient.Conn {
+	e.T.Helper()
+	c, _, err := wsclient.Dial(WSContext(e.T), e.Server.URL+"/graphql", opts)
+	if err != nil {
+		e.T.Fatalf("dial: %v", err)
+	}
+	e.T.Cleanup(c.Close)
+	return c
+}
+
+// InitWS dials and authenticates (connection_init) with access.
+func (e *Env) InitWS(access string) *wsclient.Conn {
+	e.T.Helper()
+	c := e.DialWS(wsclient.Options{})
+	if err := c.InitBearer(WSContext(e.T), access); err != nil {
+		e.T.Fatalf("init: %v", err)
+	}
+	return c
 }
