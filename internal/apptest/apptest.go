@@ -378,7 +378,10 @@ func WSContext(t testing.TB) context.Context {
 // DialWS opens a graphql-ws socket to the server's /graphql, closed when the test ends.
 func (e *Env) DialWS(opts wsclient.Options) *wsclient.Conn {
 	e.T.Helper()
-	c, _, err := wsclient.Dial(WSContext(e.T), e.Server.URL+"/graphql", opts)
+	c, res, err := wsclient.Dial(WSContext(e.T), e.Server.URL+"/graphql", opts)
+	if res != nil && res.Body != nil {
+		_ = res.Body.Close()
+	}
 	if err != nil {
 		e.T.Fatalf("dial: %v", err)
 	}
