@@ -308,13 +308,18 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 		return nil, err
 	}
 	// The watch hands each event to a callback (under its hub's lock, one at a time), which queues it
-	// for gqlgen's writer: no goroutine of this subscription's own waits on anything, so an idle
-	// socket costs less. A reader that far behind loses events, except the one that matters most:
-	// the SESSION_REVOKED of the caller's own session always goes in (the oldest queued event makes
-	// room), and then the stream ends. gqlgen asks for the next event only after writing the last, so
-	// when the stream has ended that event is on the wire: what the WebSocket transport waits for
-	// before it closes the socket with 4403 SESSION_REVOKED.
+	// for the transport and, when the transport offers a StreamSignal (graphql-ws does), tells it so:
+	// no goroutine of this subscription's own waits on anything, so an idle socket costs little. A
+	// reader that far behind loses events, except the one that matters most: the SESSION_REVOKED of
+	// the caller's own session always goes in (the oldest queued event makes room), and then the
+	// stream ends. The transport reads the next event only after writing the last, so when the stream
+	// has ended that event is on the wire: what the WebSocket transport waits for before it closes the
+	// socket with 4403 SESSION_REVOKED.
 	out := make(chan *model.SessionEvent, sessionEventsBuffer)
+	notify := streamNotify(ctx)
+	if notify == nil {
+		notify = func() {}
+	}
 	ended := false // guarded by the watch's hub lock, under which every callback runs
 	w := r.Auth.WatchSessionFunc(p, func(e auth.SessionEvent) {
 		if ended {
@@ -327,19 +332,26 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 		if ev.Type != model.SessionEventTypeSessionRevoked || !ev.Current {
 			select {
 			case out <- ev:
+				notify()
 			default:
 			}
 			return
 		}
+		replaced := false // a queued event (already notified) made room: this one needs no notify
 		for {
 			select {
 			case out <- ev:
+				if !replaced {
+					notify()
+				}
 				ended = true
 				close(out)
+				notify()
 				return
 			default:
 				select {
 				case <-out:
+					replaced = true
 				default:
 				}
 			}

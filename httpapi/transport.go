@@ -35,7 +35,7 @@ import (
 // catch-all comes last; the WebSocket transport (for the upgrades sockets let through) comes first,
 // with the operation interceptor that applies the per-socket subscription rules.
 func addTransports(srv *handler.Server, maxBody int64, sockets *Sockets) {
-	srv.AddTransport(sockets.transport())
+	srv.AddTransport(wsTransport{sockets})
 	srv.AroundOperations(sockets.aroundOperation)
 	srv.AddTransport(getTransport{maxBody: maxBody})
 	srv.AddTransport(postTransport{maxBody: maxBody})

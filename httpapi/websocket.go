@@ -1,10 +1,11 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/coder/websocket"
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -24,8 +27,7 @@ import (
 	"gqlauth/observe"
 )
 
-// Subscriptions: the graphql-ws protocol (subprotocol graphql-transport-ws) on GET /graphql, through
-// gqlgen's websocket transport over github.com/coder/websocket.
+// Subscriptions: the graphql-ws protocol (subprotocol graphql-transport-ws) on GET /graphql.
 //
 // The access token comes in the connection_init payload, {"Authorization": "Bearer <token>"} (the key
 // in any case). A socket whose token is missing, invalid, expired or revoked is closed with 4403 and
@@ -35,11 +37,14 @@ import (
 // socket closes with 4403 SESSION_REVOKED; when its access token expires (exp plus the JWT leeway),
 // it closes with 4403 TOKEN_EXPIRED, and the client refreshes and reconnects.
 //
-// gqlgen closes a socket whose connection context is cancelled with 1000 "terminated", whatever the
-// cause. So each socket's connection is wrapped (closingConn): the code and reason decided here are
-// written instead, and gqlgen's own protocol closes are given graphql-ws's codes (4408 for the
-// connection_init timeout, 4400 for a message the protocol does not allow).
-
+// An idle socket costs no goroutine. The upgraded connection leaves net/http for the event loop of
+// github.com/lesismal/nbio (epoll: one poller goroutine for all sockets), which hands each message to
+// the socket's handler; a goroutine runs only while a socket has messages to handle or a stream has
+// events to write. Timers (init timeout, keep-alive ping, token expiry) are runtime timers, the
+// revocation a callback of the auth service's watch, and a subscription's stream tells the socket
+// when it has an event (graph.StreamSignal). gqlgen's own websocket transport keeps four goroutines
+// per socket (about 55 KiB with their stacks); so the protocol is spoken here (graphqlws.go), and the
+// operations still run through gqlgen's executor, with every extension and interceptor.
 // Close codes of the graphql-ws protocol and of this server.
 const (
 	CloseForbidden        = 4403 // authentication failed or ended: the reason is an AuthErrorReason
@@ -48,6 +53,9 @@ const (
 	CloseBadRequest       = 4400 // a message the protocol does not allow
 	CloseInternalError    = 4500 // the token could not be checked (the database is down): retry later
 	CloseSubprotocol      = 4406 // the client did not offer graphql-transport-ws
+	CloseUnauthorized     = 4401 // a subscribe before the connection was acknowledged
+	CloseDuplicateID      = 4409 // a subscribe whose id is already active
+	CloseTooManyInits     = 4429 // a second connection_init
 	subprotocol           = "graphql-transport-ws"
 	closeGoingAway        = 1001 // the server shuts down
 	reasonTooMany         = "TOO_MANY_CONNECTIONS"
@@ -135,6 +143,14 @@ type Sockets struct {
 
 	subscriptions atomic.Int64 // subscriptions whose resolver has run and whose stream has not ended
 
+	attachMu sync.Mutex
+	attach   map[*websocket.Conn]*attaching
+
+	engineOnce sync.Once
+	engine     *nbhttp.Engine // the event loop of upgraded sockets, started by the first upgrade
+	engineErr  error
+	upgrader   *websocket.Upgrader
+
 	mu      sync.Mutex
 	open    map[*socket]struct{}
 	perUser map[string]int
@@ -144,7 +160,75 @@ type Sockets struct {
 
 // NewSockets returns an empty set of sockets with opts.
 func NewSockets(opts WebSocketOptions) *Sockets {
-	return &Sockets{opts: opts.withDefaults(), open: map[*socket]struct{}{}, perUser: map[string]int{}}
+	return &Sockets{opts: opts.withDefaults(), open: map[*socket]struct{}{}, perUser: map[string]int{}, attach: map[*websocket.Conn]*attaching{}}
+}
+
+// attaching is a connection whose first message or close came from the event loop before the
+// upgrade could attach its socket (the client may write as soon as it reads the handshake response,
+// which the upgrader writes before it returns).
+type attaching struct {
+	ready  chan struct{} // closed by attachSocket
+	closed bool
+	err    error
+}
+
+// attachSocket makes sk the session of c, and hands it what came early.
+func (s *Sockets) attachSocket(c *websocket.Conn, sk *socket) {
+	s.attachMu.Lock()
+	c.SetSession(sk)
+	a := s.attach[c]
+	delete(s.attach, c)
+	s.attachMu.Unlock()
+	if a != nil {
+		close(a.ready)
+		if a.closed {
+			sk.gone(a.err)
+		}
+	}
+}
+
+// socketOf returns c's socket, waiting (briefly: the upgrade is returning) for it to be attached.
+func (s *Sockets) socketOf(c *websocket.Conn) *socket {
+	s.attachMu.Lock()
+	if sk, ok := c.Session().(*socket); ok {
+		s.attachMu.Unlock()
+		return sk
+	}
+	a := s.pendingAttach(c)
+	s.attachMu.Unlock()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-a.ready:
+	case <-t.C:
+		return nil
+	}
+	s.attachMu.Lock()
+	defer s.attachMu.Unlock()
+	sk, _ := c.Session().(*socket)
+	return sk
+}
+
+// closedEarly returns c's socket, or records that c closed before its socket was attached (and
+// returns nil: attachSocket will tell the socket).
+func (s *Sockets) closedEarly(c *websocket.Conn, err error) *socket {
+	s.attachMu.Lock()
+	defer s.attachMu.Unlock()
+	if sk, ok := c.Session().(*socket); ok {
+		return sk
+	}
+	a := s.pendingAttach(c)
+	a.closed, a.err = true, err
+	return nil
+}
+
+func (s *Sockets) pendingAttach(c *websocket.Conn) *attaching {
+	a := s.attach[c]
+	if a == nil {
+		a = &attaching{ready: make(chan struct{})}
+		s.attach[c] = a
+	}
+	return a
 }
 
 // Open returns the number of open sockets.
@@ -158,8 +242,8 @@ func (s *Sockets) Open() int {
 // resolver has run (for sessionEvents: once it watches the account), until their stream ends.
 func (s *Sockets) Subscriptions() int { return int(s.subscriptions.Load()) }
 
-// Shutdown refuses new sockets, closes the open ones with 1001 (going away), and waits until they
-// are gone or ctx ends (then it returns ctx's error).
+// Shutdown refuses new sockets, closes the open ones with 1001 (going away), waits until they are
+// gone or ctx ends (then it returns ctx's error), and stops the event loop.
 func (s *Sockets) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -173,38 +257,86 @@ func (s *Sockets) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	s.engineOnce.Do(func() {}) // no engine may start after this
+	if s.engine != nil {
+		s.engine.Stop()
+	}
+	return err
 }
 
-// transport is gqlgen's websocket transport, configured for these sockets.
-func (s *Sockets) transport() graphql.Transport {
-	limit := s.opts.MaxMessageBytes
-	return wsTransport{transport.Websocket{
-		Implementation: socketImplementation{inner: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
-			// The Origin was checked before the upgrade (checkOrigin): same origin, or an allowed one.
-			InsecureSkipVerify: true,
-		}}},
-		InitFunc:         s.initSocket,
-		InitTimeout:      s.opts.InitTimeout,
-		ErrorFunc:        s.socketError,
-		PingPongInterval: s.opts.KeepAliveInterval,
-		PayloadReadLimit: &limit,
-	}}
+// start builds and starts the event loop and the upgrader, once.
+func (s *Sockets) start() error {
+	s.engineOnce.Do(func() {
+		// nbio logs to stdout on its own; this service logs through slog.
+		logging.SetLevel(logging.LevelNone)
+		e := nbhttp.NewEngine(nbhttp.Config{
+			Name:    "graphql-ws",
+			NPoller: 1, // reading a few small messages is cheap; the handlers run on their own goroutines
+			// A client that does not read: its queued writes are capped, then it is dropped.
+			MaxWriteBufferSize:      maxWriteBuffer,
+			ReleaseWebsocketPayload: true, // handle copies what it keeps
+		})
+		if err := e.Start(); err != nil {
+			s.engineErr = err
+			return
+		}
+		u := websocket.NewUpgrader()
+		u.Engine = e
+		u.CheckOrigin = func(*http.Request) bool { return true } // checked before (checkOrigin)
+		u.Subprotocols = []string{subprotocol}
+		u.MessageLengthLimit = int(s.opts.MaxMessageBytes)
+		// Any message moves the read deadline; the server pings every interval, so a client that
+		// answers nothing for twice that is gone.
+		u.KeepaliveTime = 2 * s.opts.KeepAliveInterval
+		u.OnMessage(func(c *websocket.Conn, _ websocket.MessageType, data []byte) {
+			if sk := s.socketOf(c); sk != nil {
+				sk.receive(data)
+			}
+		})
+		u.OnClose(func(c *websocket.Conn, err error) {
+			if sk := s.closedEarly(c, err); sk != nil {
+				sk.gone(err)
+			}
+		})
+		s.engine, s.upgrader = e, u
+	})
+	if s.engine == nil && s.engineErr == nil {
+		return errors.New("websocket: shut down")
+	}
+	return s.engineErr
 }
 
-// wsTransport is gqlgen's websocket transport, used only for the upgrades that ServeHTTP let
-// through (the request's context carries their socket); any other request with an Upgrade header
-// goes on to the other transports, which refuse it.
-type wsTransport struct{ transport.Websocket }
+// hijacker lets the upgrader hijack through the middleware's ResponseWriter wrappers (which
+// http.ResponseController unwraps).
+type hijacker struct{ http.ResponseWriter }
 
-func (t wsTransport) Supports(r *http.Request) bool {
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+// maxWriteBuffer caps what a socket may have queued for a client that does not read.
+const maxWriteBuffer = 1 << 20
+
+// wsTransport upgrades the requests that serve let through (their context carries their socket)
+// and hands the socket gqlgen's executor; any other request with an Upgrade header goes on to the
+// other transports, which refuse it.
+type wsTransport struct{ s *Sockets }
+
+func (wsTransport) Supports(r *http.Request) bool {
 	_, ok := r.Context().Value(socketKey{}).(*socket)
-	return ok && t.Websocket.Supports(r)
+	return ok && isUpgrade(r)
+}
+
+func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	sk := r.Context().Value(socketKey{}).(*socket)
+	sk.exec = exec
+	t.s.upgrade(w, r, sk)
 }
 
 // isUpgrade reports whether r asks for a WebSocket.
@@ -213,7 +345,7 @@ func isUpgrade(r *http.Request) bool {
 }
 
 // serve handles a WebSocket upgrade of /graphql: it refuses a foreign Origin (403) and upgrades
-// during shutdown (503), then lets gql's websocket transport run the socket until it closes.
+// during shutdown (503), then lets gql hand the request to wsTransport, which upgrades it.
 func (s *Sockets) serve(gql http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -223,43 +355,62 @@ func (s *Sockets) serve(gql http.Handler) http.Handler {
 			writeRefusal(w, r, s.log, http.StatusForbidden, graph.ErrCrossOrigin)
 			return
 		}
-		sk := &socket{s: s, client: auth.Client{UserAgent: r.UserAgent(), IP: s.proxies(r)}, subsIdle: make(chan struct{})}
-		close(sk.subsIdle) // no subscription yet
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		if err := s.start(); err != nil {
+			s.log.ErrorContext(r.Context(), "websocket: event loop", "err", err)
 			writeRefusal(w, r, s.log, http.StatusServiceUnavailable, auth.ErrUnavailable)
 			return
 		}
-		s.open[sk] = struct{}{}
-		s.wg.Add(1)
-		if s.opts.OnOpenChange != nil {
-			s.opts.OnOpenChange(len(s.open))
-		}
-		s.mu.Unlock()
-		if s.metrics != nil {
-			s.metrics.WSOpened()
-		}
-		defer s.finish(sk)
-		// The server's read and write timeouts are set on the connection for ordinary requests, and
-		// a hijacked connection keeps them: a socket lives longer. The keep-alive pings bound it.
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
-		ctx := context.WithValue(r.Context(), socketKey{}, sk)
-		gql.ServeHTTP(w, r.WithContext(ctx))
-		sk.mu.Lock()
-		conn := sk.conn
-		sk.mu.Unlock()
-		if conn != nil {
-			if readErr, wrote := conn.state(); readErr == nil && !wrote {
-				// gqlgen returns without closing when the connection_init payload is not a JSON
-				// object: close it here, or the connection would stay open with nobody reading.
-				sk.setReason(closedByProtocol)
-				_ = conn.WriteClose(CloseBadRequest, "invalid connection_init payload")
-			}
-		}
+		// The socket outlives the request: its context keeps the request's values (request id,
+		// logger) but not its cancellation, which comes when this handler returns.
+		sk := &socket{s: s, client: auth.Client{UserAgent: r.UserAgent(), IP: s.proxies(r)}, ctx: context.WithoutCancel(r.Context())}
+		gql.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sk)))
 	})
+}
+
+// upgrade switches r's connection to the WebSocket protocol and registers the socket.
+func (s *Sockets) upgrade(w http.ResponseWriter, r *http.Request, sk *socket) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		writeRefusal(w, r, s.log, http.StatusServiceUnavailable, auth.ErrUnavailable)
+		return
+	}
+	s.open[sk] = struct{}{}
+	s.wg.Add(1)
+	if s.opts.OnOpenChange != nil {
+		s.opts.OnOpenChange(len(s.open))
+	}
+	s.mu.Unlock()
+	if s.metrics != nil {
+		s.metrics.WSOpened()
+	}
+	// Hijacked, and from here on read by the event loop: net/http's goroutine and buffers for this
+	// connection go away when this handler returns. (Only a plain TCP connection moves to the event
+	// loop; a TLS one served by this process directly stays blocking with a reader goroutine: TLS is
+	// expected to end at the proxy.)
+	c, err := s.upgrader.UpgradeAndTransferConnToPoller(hijacker{w}, r, nil)
+	if err != nil { // not a WebSocket handshake: the upgrader answered it
+		sk.setReason(closedByProtocol)
+		s.finish(sk)
+		return
+	}
+	sk.mu.Lock()
+	sk.conn = c
+	decided := sk.closeCode != 0
+	if !decided {
+		sk.timer = time.AfterFunc(s.opts.InitTimeout, sk.initTimedOut)
+	}
+	sk.mu.Unlock()
+	s.attachSocket(c, sk)
+	if decided { // Shutdown came during the upgrade
+		sk.writeClose()
+		return
+	}
+	if c.Subprotocol() != subprotocol {
+		// The client did not offer graphql-transport-ws (the legacy subscriptions-transport-ws
+		// protocol is not spoken here).
+		sk.closeWith(CloseSubprotocol, "subprotocol not acceptable: use "+subprotocol, closedByProtocol)
+	}
 }
 
 // writeRefusal answers an upgrade that is refused, with a GraphQL error coded by graph's table.
@@ -288,19 +439,17 @@ func (s *Sockets) checkOrigin(r *http.Request) bool {
 	return ok
 }
 
-// finish accounts for a socket whose handler has returned (the socket is closed).
+// finish accounts for a socket that is closed (once).
 func (s *Sockets) finish(sk *socket) {
 	sk.mu.Lock()
-	reason, userID, stop, conn := sk.reason, sk.userID, sk.stop, sk.conn
+	reason, userID, stop := sk.reason, sk.userID, sk.stop
+	sk.stop = nil
 	sk.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
 	if reason == "" {
 		reason = closedByClient
-		if conn == nil { // the upgrade itself failed (not a WebSocket handshake)
-			reason = closedByProtocol
-		}
 	}
 	s.mu.Lock()
 	delete(s.open, sk)
@@ -319,76 +468,11 @@ func (s *Sockets) finish(sk *socket) {
 	s.wg.Done()
 }
 
-type socketKey struct{}
-
-// socket is one graphql-ws connection.
-type socket struct {
-	s      *Sockets
-	client auth.Client
-
-	mu         sync.Mutex
-	conn       *closingConn       // set by Accept
-	cancel     context.CancelFunc // cancels the connection context (set by initSocket): gqlgen then closes
-	token      string
-	userID     string // set once counted in Sockets.perUser
-	stop       func() // stops the watch and the expiry timer
-	reason     string // why it closed, for gqlauth_ws_closes_total ("" until known)
-	revokedAt  time.Time
-	subs       int           // active subscriptions
-	subsIdle   chan struct{} // closed while subs == 0
-	closeCode  int           // decided close, written instead of gqlgen's (0: none decided)
-	closeText  string
-	closeTimed bool // closeCode is the revocation's: observe its latency when written
-}
-
-// setReason records why the socket closes, unless a reason is known already.
-func (sk *socket) setReason(reason string) {
-	sk.mu.Lock()
-	if sk.reason == "" {
-		sk.reason = reason
-	}
-	sk.mu.Unlock()
-}
-
-// closeWith closes the socket with code and text (the first decision wins), counted under reason.
-func (sk *socket) closeWith(code int, text, reason string) {
-	sk.mu.Lock()
-	if sk.closeCode != 0 {
-		sk.mu.Unlock()
-		return
-	}
-	sk.closeCode, sk.closeText = code, text
-	sk.closeTimed = reason == string(model.AuthErrorReasonSessionRevoked)
-	if sk.reason == "" {
-		sk.reason = reason
-	}
-	cancel, conn := sk.cancel, sk.conn
-	sk.mu.Unlock()
-	switch {
-	case cancel != nil:
-		// gqlgen's close on cancel: it ends the subscriptions, writes the close (rewritten by
-		// closingConn to code and text) and releases the connection.
-		cancel()
-	case conn != nil:
-		// Not initialised yet: gqlgen waits in its read, which the close ends.
-		_ = conn.WriteClose(code, text)
-	}
-}
-
-// decided returns the close decided by closeWith, if any.
-func (sk *socket) decided() (code int, text string, timed bool, revokedAt time.Time) {
-	sk.mu.Lock()
-	defer sk.mu.Unlock()
-	return sk.closeCode, sk.closeText, sk.closeTimed, sk.revokedAt
-}
-
-// initSocket is the transport's InitFunc: it authenticates the connection_init payload's
-// Authorization, applies the per-account cap, and starts watching the session and the token's expiry.
-func (s *Sockets) initSocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	sk, _ := ctx.Value(socketKey{}).(*socket)
-	if sk == nil { // only ServeHTTP's requests reach this transport
-		return transport.WithWebsocketCloseCode(ctx, CloseInternalError), nil, errors.New("no socket")
-	}
+// authenticate checks the connection_init payload's Authorization, applies the per-account cap, and
+// starts watching the session and the token's expiry. It returns the close to make when the socket
+// may not stay (code 0: it may).
+func (s *Sockets) authenticate(sk *socket, payload transport.InitPayload) (code int, text string) {
+	ctx := sk.ctx
 	tok, err := BearerToken(initAuthorization(payload))
 	var p *auth.Principal
 	if err == nil {
@@ -402,14 +486,13 @@ func (s *Sockets) initSocket(ctx context.Context, payload transport.InitPayload)
 			s.log.WarnContext(ctx, "websocket: the access token could not be checked", "err", err)
 		}
 		sk.setReason(metric)
-		return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason), nil, err
+		return code, reason
 	}
 	s.mu.Lock()
 	if s.perUser[p.UserID] >= s.opts.MaxConnectionsPerUser {
 		s.mu.Unlock()
 		sk.setReason(closedByLimit)
-		return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, CloseTooManyRequests), reasonTooMany), nil,
-			errors.New("too many connections")
+		return CloseTooManyRequests, reasonTooMany
 	}
 	s.perUser[p.UserID]++
 	s.mu.Unlock()
@@ -422,62 +505,11 @@ func (s *Sockets) initSocket(ctx context.Context, payload transport.InitPayload)
 	})
 	w := s.svc.WatchRevocationFunc(p, func() { go sk.revoked(connCtx) })
 	sk.mu.Lock()
-	sk.userID, sk.token, sk.cancel = p.UserID, tok, cancel
+	sk.userID, sk.token, sk.connCtx = p.UserID, tok, connCtx
 	sk.stop = func() { cancel(); expiry.Stop(); w.Stop() }
-	decided := sk.closeCode != 0
 	sk.mu.Unlock()
-	if decided { // Shutdown came during the authentication
-		cancel()
-	}
-	return connCtx, nil, nil
-}
-
-// revoked closes the socket of a revoked session, once the revocation event went out on its
-// subscriptions (at most revocationFlushBudget later).
-func (sk *socket) revoked(ctx context.Context) {
-	sk.mu.Lock()
-	sk.revokedAt = time.Now()
-	sk.mu.Unlock()
-	sk.waitSubscriptions(ctx, revocationFlushBudget)
-	sk.closeWith(CloseForbidden, string(model.AuthErrorReasonSessionRevoked), string(model.AuthErrorReasonSessionRevoked))
-}
-
-// waitSubscriptions waits until the socket has no active subscription (sessionEvents ends its stream
-// once it has delivered the SESSION_REVOKED of the socket's own session), at most budget: a client
-// that does not read cannot hold the close back.
-func (sk *socket) waitSubscriptions(ctx context.Context, budget time.Duration) {
-	sk.mu.Lock()
-	idle := sk.subsIdle
-	sk.mu.Unlock()
-	t := time.NewTimer(budget)
-	defer t.Stop()
-	select {
-	case <-idle:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// startSubscription counts a subscription in, unless the socket has max already.
-func (sk *socket) startSubscription(maxSubs int) bool {
-	sk.mu.Lock()
-	defer sk.mu.Unlock()
-	if sk.subs >= maxSubs {
-		return false
-	}
-	if sk.subs == 0 {
-		sk.subsIdle = make(chan struct{})
-	}
-	sk.subs++
-	return true
-}
-
-func (sk *socket) endSubscription() {
-	sk.mu.Lock()
-	defer sk.mu.Unlock()
-	if sk.subs--; sk.subs == 0 {
-		close(sk.subsIdle)
-	}
+	// (A client that left meanwhile: finish waits for this handler, so it stops all this.)
+	return 0, ""
 }
 
 // aroundOperation (an operation interceptor) applies WS_MAX_SUBSCRIPTIONS, authenticates each
@@ -502,39 +534,11 @@ func (s *Sockets) aroundOperation(ctx context.Context, next graphql.OperationHan
 	return func(ctx context.Context) *graphql.Response {
 		resp := responses(ctx)
 		if resp == nil {
-			// gqlgen asks for the next response only after writing the previous one: the stream
-			// has ended and everything it produced has been written.
+			// The transport asks for the next response only after writing the previous one: the
+			// stream has ended and everything it produced has been written.
 			once.Do(func() { s.subscriptions.Add(-1); sk.endSubscription() })
 		}
 		return resp
-	}
-}
-
-// socketError is the transport's ErrorFunc: it tells a message over the size limit from a client
-// that went away, for the close metric.
-func (s *Sockets) socketError(ctx context.Context, err error) {
-	sk, _ := ctx.Value(socketKey{}).(*socket)
-	if sk == nil {
-		return
-	}
-	var wsErr transport.WebsocketError
-	if errors.As(err, &wsErr) && wsErr.IsReadError {
-		sk.mu.Lock()
-		conn := sk.conn
-		sk.mu.Unlock()
-		if conn != nil {
-			if readErr, _ := conn.state(); readErr == nil {
-				// The message was read but not understood (not JSON, an unknown type): gqlgen would
-				// close with 1000 "terminated"; graphql-ws says 4400.
-				sk.closeWith(CloseBadRequest, "invalid message", closedByProtocol)
-				return
-			}
-		}
-		if websocket.CloseStatus(err) == websocket.StatusMessageTooBig || strings.Contains(err.Error(), "read limited at") {
-			sk.setReason(closedByLimit)
-			return
-		}
-		sk.setReason(closedByClient)
 	}
 }
 
@@ -567,106 +571,4 @@ func authReason(err error) string {
 		return string(model.AuthErrorReasonSessionRevoked)
 	}
 	return ""
-}
-
-// socketImplementation accepts sockets with gqlgen's coder/websocket adapter and wraps each
-// connection in a closingConn.
-type socketImplementation struct {
-	inner transport.WebsocketImplementation
-}
-
-func (i socketImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	opts.Subprotocols = []string{subprotocol} // not gqlgen's legacy graphql-ws, even if offered first
-	c, err := i.inner.Accept(w, r, opts)
-	if err != nil {
-		return nil, err
-	}
-	sk, _ := r.Context().Value(socketKey{}).(*socket)
-	cc := &closingConn{WebsocketConn: c, sk: sk}
-	if sk != nil {
-		sk.mu.Lock()
-		sk.conn = cc
-		decided := sk.closeCode != 0
-		sk.mu.Unlock()
-		if decided { // Shutdown came during the upgrade
-			code, text, _, _ := sk.decided()
-			_ = cc.WriteClose(code, text)
-		} else if c.Subprotocol() != subprotocol {
-			// gqlgen would speak the legacy subscriptions-transport-ws protocol to a client that did
-			// not offer graphql-transport-ws; it has no keep-alive pings here and is deprecated.
-			sk.closeWith(CloseSubprotocol, "subprotocol not acceptable: use "+subprotocol, closedByProtocol)
-		}
-	}
-	return cc, nil
-}
-
-// closingConn rewrites the close gqlgen writes: to the close decided for the socket (closeWith), or
-// for gqlgen's own protocol closes (1002) to graphql-ws's codes.
-type closingConn struct {
-	transport.WebsocketConn
-	sk *socket
-
-	mu         sync.Mutex
-	readErr    error // the connection's read failed (closed, gone, over the size limit)
-	wroteClose bool
-}
-
-// NextReader records a failed read: a read error that gqlgen reports after a read that succeeded is
-// a message it could not decode.
-func (c *closingConn) NextReader() (int, io.Reader, error) {
-	t, r, err := c.WebsocketConn.NextReader()
-	if err != nil {
-		c.mu.Lock()
-		c.readErr = err
-		c.mu.Unlock()
-	}
-	return t, r, err
-}
-
-// state returns the last read error and whether a close has been written.
-func (c *closingConn) state() (readErr error, wroteClose bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readErr, c.wroteClose
-}
-
-var (
-	_ transport.WebsocketReadLimiter   = (*closingConn)(nil)
-	_ transport.WebsocketReadDeadliner = (*closingConn)(nil)
-)
-
-func (c *closingConn) WriteClose(code int, text string) error {
-	c.mu.Lock()
-	c.wroteClose = true
-	c.mu.Unlock()
-	if c.sk != nil {
-		if dc, dt, timed, revokedAt := c.sk.decided(); dc != 0 {
-			code, text = dc, dt
-			if timed && c.sk.s.metrics != nil {
-				c.sk.s.metrics.WSRevocationClosed(time.Since(revokedAt))
-			}
-		} else if code == transport.WebsocketCloseProtocolError {
-			if text == "connection initialisation timeout" {
-				code = CloseInitTimeout
-				c.sk.setReason(closedByInitTimeout)
-			} else {
-				code = CloseBadRequest
-				c.sk.setReason(closedByProtocol)
-			}
-		}
-	}
-	return c.WebsocketConn.WriteClose(code, text)
-}
-
-func (c *closingConn) SetReadLimit(limit int64) {
-	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
-		l.SetReadLimit(limit)
-	}
-}
-
-func (c *closingConn) SetReadDeadline(t time.Time) error {
-	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
-		return d.SetReadDeadline(t)
-	}
-	return nil
 }

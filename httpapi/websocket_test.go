@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -175,7 +176,7 @@ func TestWebSocketBadMessages(t *testing.T) {
 		code int
 	}{
 		{"not JSON before init", false, `{"type":`, 4400},
-		{"subscribe before init", false, `{"type":"subscribe","id":"1","payload":{"query":"subscription { sessionEvents { type } }"}}`, 4400},
+		{"subscribe before init", false, `{"type":"subscribe","id":"1","payload":{"query":"subscription { sessionEvents { type } }"}}`, 4401},
 		{"unknown type", true, `{"type":"bogus"}`, 4400},
 		{"not JSON", true, `][`, 4400},
 		{"init payload not an object", false, `{"type":"connection_init","payload":[1,2]}`, 4400},
@@ -358,4 +359,45 @@ func TestWebSocketOpenCountIsReported(t *testing.T) {
 	a.Close()
 	b.Close()
 	pollUntil(t, "no open socket reported", func() bool { return last() == 0 })
+}
+
+// An idle socket holds no goroutine of its own: the connection leaves net/http for the event loop,
+// its timers are runtime timers, and a sessionEvents stream is read only when its resolver signals an
+// event. Counted as the goroutines with a frame of this package (gqlgen's transport kept four per
+// socket, under httpapi's handler). Not parallel: it counts every socket of the process.
+func TestWebSocketIdleSocketsHoldNoGoroutine(t *testing.T) {
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	email := "ws-no-goroutine@example.com"
+	p := e.Register(email, pw)
+	const n = 20
+	conns := make([]*wsclient.Conn, n)
+	for i := range conns {
+		conns[i] = e.InitWS(p.AccessToken)
+		if err := conns[i].Subscribe(apptest.WSContext(t), "ev", eventsQ, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollUntil(t, "the subscriptions", func() bool { return e.App.Sockets.Subscriptions() == n })
+	pollUntil(t, "no goroutine of the sockets", func() bool { return socketGoroutines() == 0 })
+	// And they are live: an event reaches every one.
+	e.Login(email, pw)
+	for _, c := range conns {
+		if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), "SESSION_CREATED") {
+			t.Fatalf("%+v %v, want the SESSION_CREATED event", m, err)
+		}
+	}
+}
+
+// socketGoroutines counts the goroutines running code of httpapi's sockets.
+func socketGoroutines() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "gqlauth/httpapi.(*socket)") || strings.Contains(g, "gqlauth/httpapi.(*stream)") ||
+			strings.Contains(g, "gqlauth/httpapi.(*Sockets)") {
+			n++
+		}
+	}
+	return n
 }

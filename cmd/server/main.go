@@ -118,7 +118,7 @@ func openApp(ctx context.Context, cfg *config.Config, log *slog.Logger, onSocket
 // than the PASSWORD_HASH_CONCURRENCY hashes in flight need. The limit is soft: past it the collector
 // works harder, it never fails an allocation.
 //
-// Open WebSockets are live memory that stays (about 55 KiB each: docs/BENCHMARKS.md), so the limit
+// Open WebSockets are live memory that stays (about 10 KiB each: docs/BENCHMARKS.md), so the limit
 // grows with them: a fixed limit that the sockets' live heap reached would make the collector run
 // without pause (measured: 90 % of a core at idle with 10,000 sockets under the fixed 118 MiB limit).
 // The returned function, given to app.Options.OnSockets, moves the limit in steps of 256 sockets; it
@@ -147,7 +147,7 @@ const (
 	socketStep = 256
 	// socketBudget is about twice a socket's live memory (heap and stacks): the collector's own target
 	// (GOGC=100) is twice the live heap, so the limit stays above it and the collector paces as usual.
-	socketBudget = 160 << 10
+	socketBudget = 24 << 10
 )
 
 func (m *memoryLimit) set(open int) {
