@@ -180,6 +180,7 @@ func TestWebSocketBadMessages(t *testing.T) {
 		{"unknown type", true, `{"type":"bogus"}`, 4400},
 		{"not JSON", true, `][`, 4400},
 		{"init payload not an object", false, `{"type":"connection_init","payload":[1,2]}`, 4400},
+		{"a second connection_init", true, `{"type":"connection_init","payload":{}}`, 4429},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c *wsclient.Conn
@@ -400,4 +401,29 @@ func socketGoroutines() int {
 		}
 	}
 	return n
+}
+
+// graphql-ws beyond subscriptions: a query runs on the socket (next, then complete), and a subscribe
+// whose id is active closes the socket with 4409.
+func TestWebSocketOperations(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	email := "ws-operations@example.com"
+	p := e.Register(email, pw)
+	c := e.InitWS(p.AccessToken)
+	if err := c.Subscribe(apptest.WSContext(t), "q", `query { me { email } }`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "next" || m.ID != "q" || !strings.Contains(string(m.Payload), email) {
+		t.Fatalf("%+v %v, want next q with the e-mail", m, err)
+	}
+	if m, err := c.Next(apptest.WSContext(t)); err != nil || m.Type != "complete" || m.ID != "q" {
+		t.Fatalf("%+v %v, want complete q", m, err)
+	}
+	for range 2 {
+		if err := c.Subscribe(apptest.WSContext(t), "ev", eventsQ, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantClose(t, c, 4409, "subscriber for ev already exists")
 }
