@@ -27,4 +27,9 @@ export default defineConfig({
     },
   },
   worker: { format: 'es' },
+  // `npm run dev`: the page on Vite's port, /graphql (HTTP and WebSocket) passed on to a server on :8080,
+  // so the page stays same-origin with its API as when embedded.
+  server: {
+    proxy: { '/graphql': { target: 'http://127.0.0.1:8080', ws: true } },
+  },
 });
