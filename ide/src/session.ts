@@ -191,7 +191,12 @@ export async function register(email: string, password: string): Promise<void> {
 export async function adoptToken(token: string): Promise<void> {
   const t = token.trim().replace(/^Bearer\s+/i, '');
   update({ ...empty, accessToken: t, expiresAt: tokenExpiry(t) });
-  await loadMe();
+  try {
+    await loadMe();
+  } catch (err) {
+    update({ ...empty }); // a token the server refuses is not kept
+    throw err;
+  }
 }
 
 /** Runs `me` with the current token and stores the user (refreshing once if the token expired). */
