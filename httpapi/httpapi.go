@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/playground"
 
 	"gqlauth/auth"
 	"gqlauth/graph"
+	"gqlauth/ide"
 	"gqlauth/observe"
 	"gqlauth/token"
 )
@@ -140,7 +140,10 @@ func newHandler(svc *auth.Service, gql *handler.Server, opts Options) (http.Hand
 	})
 	if opts.Development {
 		// Like introspection, the IDE and the SDL advertise the API: development only.
-		mux.Handle("GET /{$}", playground.Handler("gqlauth", PathGraphQL))
+		// The embedded IDE (package ide), under a strict Content-Security-Policy (ideHeaders).
+		page := ideHeaders(ide.Handler())
+		mux.Handle("GET /{$}", page)
+		mux.Handle("GET "+ide.AssetsPrefix, page)
 		sdl := []byte(graph.SDL())
 		mux.HandleFunc("GET "+PathSchema, func(w http.ResponseWriter, _ *http.Request) {
 			// The schema file itself, as compiled into this binary: the contract for code generators.
