@@ -63,7 +63,8 @@ type socket struct {
 	ctx    context.Context       // the upgrade request's values, never cancelled
 	exec   graphql.GraphExecutor // set before the upgrade
 
-	wmu sync.Mutex // orders writes, so that nothing follows the close frame
+	wmu       sync.Mutex // orders writes, so that nothing follows the close frame
+	closeSent bool       // a close frame is written (guarded by wmu)
 
 	mu         sync.Mutex
 	conn       *websocket.Conn // set once upgraded
@@ -127,12 +128,32 @@ func (sk *socket) writeClose() {
 	}
 	sk.mu.Unlock()
 	sk.wmu.Lock()
+	if sk.closeSent { // the client closed first, and was answered
+		sk.wmu.Unlock()
+		return
+	}
+	sk.closeSent = true
 	_ = c.WriteClose(code, text)
 	sk.wmu.Unlock()
 	if timed && sk.s.metrics != nil {
 		sk.s.metrics.WSRevocationClosed(time.Since(revokedAt))
 	}
 	time.AfterFunc(closeGrace, func() { _ = c.Close() })
+}
+
+// answerClose answers the client's close frame, unless it answers the server's.
+func (sk *socket) answerClose(c *websocket.Conn, code int, text string) {
+	sk.wmu.Lock()
+	defer sk.wmu.Unlock()
+	if sk.closeSent {
+		return
+	}
+	sk.closeSent = true
+	if code == 1005 { // no status
+		_ = c.WriteMessage(websocket.CloseMessage, nil)
+		return
+	}
+	_ = c.WriteClose(code, text)
 }
 
 // send writes one message, unless the socket is closing.
@@ -147,7 +168,7 @@ func (sk *socket) send(m wsMessage) {
 	sk.mu.Lock()
 	c, closing := sk.conn, sk.closeCode != 0 || sk.isGone
 	sk.mu.Unlock()
-	if c != nil && !closing {
+	if c != nil && !closing && !sk.closeSent {
 		_ = c.WriteMessage(websocket.TextMessage, b)
 	}
 }

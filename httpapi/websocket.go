@@ -299,6 +299,19 @@ func (s *Sockets) start() error {
 				sk.receive(data)
 			}
 		})
+		// The close handshake (RFC 6455, 5.5.1): a close from the client is answered with one close
+		// frame, and a client answering the server's close gets none back (nbio's default handler
+		// echoes both, and browsers fail a socket that receives a close after its own: 1006, not the
+		// 4403 the client must see).
+		u.SetCloseHandler(func(c *websocket.Conn, code int, text string) {
+			s.attachMu.Lock()
+			sk, _ := c.Session().(*socket)
+			s.attachMu.Unlock()
+			if sk == nil {
+				sk = &socket{s: s} // not attached yet: answer it as a socket of its own
+			}
+			sk.answerClose(c, code, text)
+		})
 		u.OnClose(func(c *websocket.Conn, err error) {
 			if sk := s.closedEarly(c, err); sk != nil {
 				sk.gone(err)

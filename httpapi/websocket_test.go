@@ -1,9 +1,11 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -426,4 +428,100 @@ func TestWebSocketOperations(t *testing.T) {
 		}
 	}
 	wantClose(t, c, 4409, "subscriber for ev already exists")
+}
+
+// The close handshake, frame by frame (RFC 6455, 5.5.1): the server's close frame, answered by the
+// client's, is followed by the end of the connection, not by a second close frame (browsers fail a
+// socket that gets one: 1006 instead of the server's 4403). A client's close is answered once.
+func TestWebSocketCloseHandshake(t *testing.T) {
+	t.Parallel()
+	e := apptest.New(t, testdb.SQLite(t), apptest.Options{})
+	for _, tc := range []struct {
+		name        string
+		clientFirst bool
+	}{{"server closes", false}, {"client closes", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, r := rawWebSocket(t, e)
+			if tc.clientFirst {
+				writeFrame(t, conn, 0x8, []byte{0x03, 0xe8}) // 1000
+			} else {
+				writeFrame(t, conn, 0x1, []byte(`{"type":"connection_init","payload":{"Authorization":"Bearer garbage"}}`))
+			}
+			op, payload := readFrame(t, r)
+			if op != 0x8 || len(payload) < 2 {
+				t.Fatalf("got opcode %d %q, want a close", op, payload)
+			}
+			code := int(payload[0])<<8 | int(payload[1])
+			if want := map[bool]int{false: 4403, true: 1000}[tc.clientFirst]; code != want {
+				t.Fatalf("close %d %q, want %d", code, payload[2:], want)
+			}
+			if !tc.clientFirst {
+				writeFrame(t, conn, 0x8, payload[:2]) // the client's answer
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(apptest.WSWait))
+			if b, err := r.ReadByte(); err == nil {
+				t.Fatalf("after the close handshake the server wrote more (first byte %#x), want the connection's end", b)
+			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the server kept the connection open after the close handshake")
+			}
+		})
+	}
+}
+
+// rawWebSocket opens a graphql-transport-ws socket by hand, for tests of the framing itself.
+func rawWebSocket(t *testing.T, e *apptest.Env) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	host := strings.TrimPrefix(e.Server.URL, "http://")
+	conn, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(apptest.WSWait))
+	fmt.Fprintf(conn, "GET /graphql HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n", host)
+	r := bufio.NewReader(conn)
+	res, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s", res.Status)
+	}
+	return conn, r
+}
+
+// writeFrame writes one final, masked client frame (payload < 126 bytes).
+func writeFrame(t *testing.T, conn net.Conn, op byte, payload []byte) {
+	t.Helper()
+	mask := []byte{1, 2, 3, 4}
+	frame := append([]byte{0x80 | op, 0x80 | byte(len(payload))}, mask...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readFrame reads one unmasked server frame.
+func readFrame(t *testing.T, r *bufio.Reader) (op byte, payload []byte) {
+	t.Helper()
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	n := int(head[1] & 0x7f)
+	if n == 126 {
+		ext := make([]byte, 2)
+		if _, err := io.ReadFull(r, ext); err != nil {
+			t.Fatal(err)
+		}
+		n = int(ext[0])<<8 | int(ext[1])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		t.Fatal(err)
+	}
+	return head[0] & 0x0f, payload
 }
