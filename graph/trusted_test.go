@@ -329,3 +329,44 @@ func TestTrustedSubscriptionByHash(t *testing.T) {
 		t.Fatalf("got %s %s %s", m.Type, m.ID, m.Payload)
 	}
 }
+
+// The cost of trusted documents per request, on the cheapest operation (compare BenchmarkTrivial):
+// off with text (no hashing), require by hash (a map lookup), require with a manifest document's text
+// (one SHA-256), allow with ad-hoc text (one SHA-256 and the counter), and APQ by hash.
+func BenchmarkTrustedDocuments(b *testing.B) {
+	doc := `query Trivial { __typename }`
+	sum := sha256.Sum256([]byte(doc))
+	hash := hex.EncodeToString(sum[:])
+	path := filepath.Join(b.TempDir(), "persisted-documents.json")
+	if err := os.WriteFile(path, []byte(`{"sha256:`+hash+`": "`+doc+`"}`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	byHash := `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"` + hash + `"}}}`
+	for _, tc := range []struct {
+		name, mode, body string
+		file             bool
+	}{
+		{"off/text", "off", `{"query":"` + doc + `"}`, false},
+		{"off/apq-hash", "off", byHash, false},
+		{"require/hash", "require", byHash, true},
+		{"require/manifest-text", "require", `{"query":"` + doc + `"}`, true},
+		{"allow/ad-hoc-text", "allow", `{"query":"{ __typename }"}`, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			vars := map[string]string{"TRUSTED_DOCUMENTS": tc.mode}
+			if tc.file {
+				vars["TRUSTED_DOCUMENTS_FILE"] = path
+			}
+			a := benchApp(b, testdb.SQLite(b), vars)
+			if tc.name == "off/apq-hash" {
+				serve(b, a.Handler, `{"query":"`+doc+`","extensions":{"persistedQuery":{"version":1,"sha256Hash":"`+hash+`"}}}`)
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					serve(b, a.Handler, tc.body)
+				}
+			})
+		})
+	}
+}
