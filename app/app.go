@@ -125,11 +125,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	a.Metrics = observe.NewMetrics(prometheus.NewRegistry())
 	a.Metrics.KnowOperations(append(graph.OperationNames(), cfg.MetricsOperationNames...)...)
-	limiter, broadcaster, closeLimiter, err := newRedisParts(cfg, opts, a.Metrics)
+	limiter, broadcaster, redisClient, closeLimiter, err := newRedisParts(cfg, opts, a.Metrics)
 	if err != nil {
 		return nil, err
 	}
 	a.Limiter, a.closeLimiter = limiter, closeLimiter
+	persisted, err := newPersisted(cfg, redisClient, a.Metrics, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	if pool, err := a.Store.SQL(); err == nil {
 		a.Metrics.RegisterDB(pool, "gqlauth")
 	}
@@ -210,6 +214,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Ready:          ready,
 		Metrics:        a.Metrics,
 		Sockets:        a.Sockets,
+		Persisted:      persisted,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
@@ -351,16 +356,17 @@ func portOf(addr string) string {
 
 // newRedisParts returns the in-memory limiter and no broadcaster or, with REDIS_URL, the Redis
 // limiter backed by memory (when Redis fails, counting goes on in memory instead of failing logins)
-// and the Redis revocation fan-out (when Redis fails, database polling still spreads revocations).
-func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (ratelimit.Limiter, auth.Broadcaster, func(), error) {
+// and the Redis revocation fan-out (when Redis fails, database polling still spreads revocations),
+// with the Redis client (nil without REDIS_URL) for the APQ cache.
+func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (ratelimit.Limiter, auth.Broadcaster, *redis.Client, func(), error) {
 	mem := ratelimit.NewMemory(opts.Now)
 	metrics.LimiterOverflows(mem.Overflows)
 	if cfg.RedisURL == "" {
-		return mem, nil, func() {}, nil
+		return mem, nil, nil, func() {}, nil
 	}
 	ropts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
 	client := redis.NewClient(ropts)
@@ -373,7 +379,7 @@ func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (
 	limiter.OnChange = metrics.Dependency("redis", "ratelimit")
 	broadcaster := fanout.NewRedis(client, fanout.Channel, opts.Logger)
 	broadcaster.OnChange = metrics.Dependency("redis", "revocation_fanout")
-	return limiter, broadcaster, func() { _ = client.Close() }, nil
+	return limiter, broadcaster, client, func() { _ = client.Close() }, nil
 }
 
 // openTOTPKeys returns TOTP_ENCRYPTION_KEY's keys or, in development without it, a key generated on

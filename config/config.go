@@ -114,6 +114,13 @@ type Config struct {
 	WebAuthnRPName    string         // WEBAUTHN_RP_NAME: the name authenticators show
 	WebAuthnRPOrigins []string       // WEBAUTHN_RP_ORIGINS: origins allowed to use passkeys (comma-separated)
 
+	// Trusted documents and automatic persisted queries (APQ).
+	TrustedDocuments     string        // TRUSTED_DOCUMENTS: off, allow or require
+	TrustedDocumentsFile string        // TRUSTED_DOCUMENTS_FILE: the manifest (hash → document) of graphql-codegen's client preset
+	APQCacheSize         int           // APQ_CACHE_SIZE: documents registered by APQ kept in memory; 0 turns APQ off
+	APQMaxDocumentBytes  int           // APQ_MAX_DOCUMENT_BYTES: the largest document APQ registers
+	APQRedisTTL          time.Duration // APQ_REDIS_TTL: how long a registered document stays in Redis (with REDIS_URL)
+
 	// GoMemLimit is GOMEMLIMIT, which the Go runtime applies itself; when it is set the server sets
 	// no memory limit of its own. Read here so that config stays the only code that reads the environment.
 	GoMemLimit string
@@ -238,6 +245,12 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		ReauthMaxAge:   dur("REAUTH_MAX_AGE", "10m"),
 		WebAuthnRPID:   get("WEBAUTHN_RP_ID", "localhost"),
 		WebAuthnRPName: get("WEBAUTHN_RP_NAME", DefaultIssuer),
+
+		TrustedDocuments:     strings.ToLower(get("TRUSTED_DOCUMENTS", TrustedOff)),
+		TrustedDocumentsFile: get("TRUSTED_DOCUMENTS_FILE", ""),
+		APQCacheSize:         int(integer("APQ_CACHE_SIZE", 1000)),
+		APQMaxDocumentBytes:  int(integer("APQ_MAX_DOCUMENT_BYTES", 8<<10)),
+		APQRedisTTL:          dur("APQ_REDIS_TTL", "24h"),
 	}
 	for _, o := range strings.Split(get("WEBAUTHN_RP_ORIGINS", "http://localhost:8080"), ",") {
 		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
@@ -431,6 +444,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateMail(bad)
 	c.validateFactors(bad)
+	c.validateTrusted(bad)
 	if c.Production() {
 		// Settings that are convenient on a laptop and dangerous on the internet.
 		if c.SMTPURL == "" {
@@ -544,5 +558,39 @@ func (c *Config) validateFactors(bad func(format string, args ...any)) {
 		if c.Production() && u.Scheme != "https" && u.Hostname() != "localhost" {
 			bad("APP_ENV=production: WEBAUTHN_RP_ORIGINS: %q must be https (browsers allow passkeys over http only on localhost)", o)
 		}
+	}
+}
+
+// Values of TRUSTED_DOCUMENTS.
+const (
+	TrustedOff     = "off"     // any operation runs; APQ works
+	TrustedAllow   = "allow"   // any operation runs; those not in the manifest are counted
+	TrustedRequire = "require" // only the manifest's documents run; APQ cannot register others
+)
+
+// validateTrusted checks the trusted-documents and APQ settings. The manifest's content is checked
+// when the server starts (graph.ParseManifest): here only that it is named and can be read.
+func (c *Config) validateTrusted(bad func(format string, args ...any)) {
+	switch c.TrustedDocuments {
+	case TrustedOff, TrustedAllow, TrustedRequire:
+	default:
+		bad("TRUSTED_DOCUMENTS=%q: must be off, allow or require", c.TrustedDocuments)
+	}
+	if c.TrustedDocuments != TrustedOff && c.TrustedDocuments != "" && c.TrustedDocumentsFile == "" {
+		bad("TRUSTED_DOCUMENTS=%s needs TRUSTED_DOCUMENTS_FILE: the persisted-documents.json that graphql-codegen's client preset writes with persistedDocuments: true", c.TrustedDocuments)
+	}
+	if c.TrustedDocumentsFile != "" {
+		if fi, err := os.Stat(c.TrustedDocumentsFile); err != nil || fi.IsDir() {
+			bad("TRUSTED_DOCUMENTS_FILE %s is not a readable file", c.TrustedDocumentsFile)
+		}
+	}
+	if c.APQCacheSize < 0 || c.APQCacheSize > 100000 {
+		bad("APQ_CACHE_SIZE must be between 0 (APQ off) and 100000 (got %d)", c.APQCacheSize)
+	}
+	if c.APQMaxDocumentBytes < 256 || c.APQMaxDocumentBytes > 1<<20 {
+		bad("APQ_MAX_DOCUMENT_BYTES must be between 256 and 1048576 (got %d)", c.APQMaxDocumentBytes)
+	}
+	if c.APQRedisTTL < time.Minute || c.APQRedisTTL > 30*24*time.Hour {
+		bad("APQ_REDIS_TTL must be between 1m and 720h (got %s)", c.APQRedisTTL)
 	}
 }

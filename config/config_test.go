@@ -392,3 +392,47 @@ func TestWebSocketSettings(t *testing.T) {
 		t.Fatalf("parsed: %+v", c)
 	}
 }
+
+func TestTrustedDocumentsSettings(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrustedDocuments != TrustedOff || c.TrustedDocumentsFile != "" || c.APQCacheSize != 1000 ||
+		c.APQMaxDocumentBytes != 8<<10 || c.APQRedisTTL != 24*time.Hour {
+		t.Fatalf("defaults: mode %q file %q size %d bytes %d ttl %s", c.TrustedDocuments, c.TrustedDocumentsFile,
+			c.APQCacheSize, c.APQMaxDocumentBytes, c.APQRedisTTL)
+	}
+	manifest := filepath.Join(t.TempDir(), "persisted-documents.json")
+	if err := os.WriteFile(manifest, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"TRUSTED_DOCUMENTS": "strict"}, "TRUSTED_DOCUMENTS"},
+		{map[string]string{"TRUSTED_DOCUMENTS": "require"}, "TRUSTED_DOCUMENTS_FILE"},
+		{map[string]string{"TRUSTED_DOCUMENTS": "allow"}, "TRUSTED_DOCUMENTS_FILE"},
+		{map[string]string{"TRUSTED_DOCUMENTS": "require", "TRUSTED_DOCUMENTS_FILE": manifest + ".missing"}, "TRUSTED_DOCUMENTS_FILE"},
+		{map[string]string{"TRUSTED_DOCUMENTS_FILE": t.TempDir()}, "TRUSTED_DOCUMENTS_FILE"},
+		{map[string]string{"APQ_CACHE_SIZE": "-1"}, "APQ_CACHE_SIZE"},
+		{map[string]string{"APQ_CACHE_SIZE": "1000000"}, "APQ_CACHE_SIZE"},
+		{map[string]string{"APQ_MAX_DOCUMENT_BYTES": "10"}, "APQ_MAX_DOCUMENT_BYTES"},
+		{map[string]string{"APQ_MAX_DOCUMENT_BYTES": "99999999"}, "APQ_MAX_DOCUMENT_BYTES"},
+		{map[string]string{"APQ_REDIS_TTL": "1s"}, "APQ_REDIS_TTL"},
+	} {
+		_, err := load(tc.vars)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it refused naming %s", tc.vars, err, tc.want)
+		}
+	}
+	c, err = load(map[string]string{"TRUSTED_DOCUMENTS": "Require", "TRUSTED_DOCUMENTS_FILE": manifest, "APQ_CACHE_SIZE": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrustedDocuments != TrustedRequire || c.TrustedDocumentsFile != manifest || c.APQCacheSize != 0 {
+		t.Fatalf("parsed: %+v", c)
+	}
+}

@@ -31,6 +31,10 @@ var (
 	ErrCrossOrigin = errors.New("graph: cross-origin request refused")
 	// ErrTooManySubscriptions is a subscribe over the cap on active subscriptions of one WebSocket.
 	ErrTooManySubscriptions = errors.New("graph: too many subscriptions on this connection")
+	// ErrPersistedQueryNotFound is a hash-only request whose hash names no known document.
+	ErrPersistedQueryNotFound = errors.New("graph: persisted query not found")
+	// ErrOperationNotTrusted is an operation outside the manifest in TRUSTED_DOCUMENTS=require.
+	ErrOperationNotTrusted = errors.New("graph: operation not trusted")
 )
 
 // RequestError is an error of the request itself, Err (one of ErrBadRequest, ErrBodyNotJSON,
@@ -80,6 +84,9 @@ var errorTable = []struct {
 	{ErrPayloadTooLarge, model.ErrorCodePayloadTooLarge, "", "the request body is too large"},
 	{ErrTooManySubscriptions, model.ErrorCodeRateLimited, "", "too many subscriptions on this connection: complete one first (WS_MAX_SUBSCRIPTIONS)"},
 	{ErrCrossOrigin, model.ErrorCodeForbidden, "", "cross-origin request refused: add the page's origin to CORS_ALLOWED_ORIGINS"},
+	// Apollo's message and code: its clients recognise them and send the hash again with the query.
+	{ErrPersistedQueryNotFound, model.ErrorCodePersistedQueryNotFound, "", "PersistedQueryNotFound"},
+	{ErrOperationNotTrusted, model.ErrorCodeOperationNotTrusted, "", "this server runs only its trusted documents: send the hash of a document in its manifest"},
 }
 
 // sampledWarning writes at most one warning per second: outage errors arrive at request rate while
@@ -168,6 +175,26 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 // written outside gqlgen's executor (a cross-origin request, refused before any transport runs).
 func PresentError(ctx context.Context, log *slog.Logger, err error) *gqlerror.Error {
 	return presentError(log)(ctx, err)
+}
+
+// codedError is err (one of the table's, or a *RequestError) as a GraphQL error that already carries
+// its public message and extensions.code, for the errors of extensions that run before an operation
+// exists: gqlgen's websocket transport sends those to the client without the presenter. The
+// presenter, where it runs, finds the same entry (the error wraps err).
+func codedError(err error) *gqlerror.Error {
+	gqlErr := &gqlerror.Error{Err: err, Message: err.Error()}
+	ext := map[string]any{}
+	var qerr *RequestError
+	if errors.As(err, &qerr) {
+		lookupError(qerr.Err, ext, gqlErr)
+		if qerr.Message != "" {
+			gqlErr.Message = qerr.Message
+		}
+	} else {
+		lookupError(err, ext, gqlErr)
+	}
+	gqlErr.Extensions = ext
+	return gqlErr
 }
 
 func lookupError(err error, ext map[string]any, gqlErr *gqlerror.Error) bool {

@@ -887,6 +887,16 @@ enum ErrorCode {
   reauthenticate (password, plus a TOTP code when TOTP is on, or a passkey) and retry with its token.
   """
   REAUTHENTICATION_REQUIRED
+  """
+  The request named its document by hash (` + "`" + `extensions.persistedQuery.sha256Hash` + "`" + ` or ` + "`" + `documentId` + "`" + `) and the
+  server knows no document by that hash. APQ clients send the hash again with the query.
+  """
+  PERSISTED_QUERY_NOT_FOUND
+  """
+  The server runs only its trusted documents (TRUSTED_DOCUMENTS=require) and this operation is not one of
+  them: nothing was parsed or run. Send the hash of a document in the server's manifest.
+  """
+  OPERATION_NOT_TRUSTED
 }
 
 """

@@ -30,6 +30,9 @@ type Options struct {
 	// OnOperation, if set, is called once per GraphQL response with the operation's name
 	// ("anonymous" without one) and outcome: "ok" or the first error's extensions.code. It must be fast.
 	OnOperation func(name, outcome string)
+	// Persisted configures trusted documents and APQ; the zero value is mode off without a manifest
+	// or APQ.
+	Persisted Persisted
 }
 
 // RefreshCookies is the port through which resolvers reach the refresh-token cookie of the request
@@ -46,8 +49,8 @@ type RefreshCookies interface {
 }
 
 // New returns the gqlgen server of the schema: resolvers over svc, the @auth and @public
-// directives, the error presenter and panic recovery, the operation limits with their query cache,
-// and (when Options.OnOperation is set) the operation observer. It has no transports: the HTTP layer
+// directives, the error presenter and panic recovery, trusted documents and APQ, the operation
+// limits with their query cache, and (when Options.OnOperation is set) the operation observer. It has no transports: the HTTP layer
 // adds them, so that the errors a transport finds itself also reach the presenter.
 func New(svc *auth.Service, opts Options) *handler.Server {
 	if opts.Logger == nil {
@@ -75,6 +78,9 @@ func New(svc *auth.Service, opts Options) *handler.Server {
 	if opts.Development {
 		srv.Use(extension.Introspection{})
 	}
+	// Trusted documents and APQ come first: they may fill in the query that the guard then parses, and
+	// in require mode they refuse an untrusted document before anything parses it.
+	srv.Use(persistedDocuments{opts.Persisted})
 	// The guard runs before gqlgen parses and validates: it alone bounds depth and complexity (gqlgen's
 	// own complexity walker would expand every fragment spread, so it is not used).
 	srv.Use(operationGuard{cache: cache, limits: Limits{

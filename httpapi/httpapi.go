@@ -66,6 +66,8 @@ type Options struct {
 	// Sockets are the graphql-ws sockets of /graphql (see NewSockets); nil means a set with the
 	// default WebSocketOptions that nobody shuts down.
 	Sockets *Sockets
+	// Persisted configures trusted documents and APQ (see graph.Persisted).
+	Persisted graph.Persisted
 }
 
 // New returns the service's whole HTTP surface (see the package comment), wrapped in its middleware:
@@ -85,6 +87,7 @@ func New(svc *auth.Service, opts Options) (http.Handler, error) {
 		MaxDepth:      opts.MaxDepth,
 		MaxComplexity: opts.MaxComplexity,
 		MaxTokens:     opts.MaxTokens,
+		Persisted:     opts.Persisted,
 	}
 	if opts.Cookie.Enabled {
 		gopts.Cookies = refreshCookies{opts.Cookie}

@@ -42,8 +42,8 @@ func addTransports(srv *handler.Server, maxBody int64, sockets *Sockets) {
 	srv.AddTransport(unsupportedTransport{maxBody: maxBody})
 }
 
-// getTransport runs queries sent with GET (query, operationName, variables and extensions in the
-// query string).
+// getTransport runs queries sent with GET (query or documentId, operationName, variables and
+// extensions in the query string).
 type getTransport struct{ maxBody int64 }
 
 var _ graphql.Transport = getTransport{}
@@ -83,6 +83,9 @@ func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		}
 	}
 	raw.ReadTime.End = graphql.Now()
+	if query.Has("documentId") {
+		ctx = graph.WithDocumentID(ctx, query.Get("documentId"))
+	}
 	run(ctx, w, r, exec, raw, true)
 }
 
@@ -118,11 +121,20 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		dispatchError(ctx, w, exec, http.StatusOK, gqlerror.Errorf("could not read request body: %+v", err))
 		return
 	}
-	params := &graphql.RawParams{}
-	if err := jsonDecode(bytes.NewReader(body), params); err != nil {
+	// documentId (GraphQL-over-HTTP's persisted documents) has no place in gqlgen's RawParams: it
+	// travels to graph's trusted-documents extension in the context.
+	var req struct {
+		graphql.RawParams
+		DocumentID *string `json:"documentId"`
+	}
+	if err := jsonDecode(bytes.NewReader(body), &req); err != nil {
 		dispatchError(ctx, w, exec, http.StatusBadRequest, graph.ErrBodyNotJSON)
 		return
 	}
+	if req.DocumentID != nil {
+		ctx = graph.WithDocumentID(ctx, *req.DocumentID)
+	}
+	params := &req.RawParams
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	run(ctx, w, r, exec, params, false)

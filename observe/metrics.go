@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -312,4 +313,20 @@ func graphQLName(s string) bool {
 		}
 	}
 	return true
+}
+
+// UntrustedOperations registers gqlauth_graphql_untrusted_operations_total (operations run in
+// TRUSTED_DOCUMENTS=allow although their document is not in the manifest) and returns the function
+// that counts one (graph.Persisted.OnUntrusted). Call it once.
+func (m *Metrics) UntrustedOperations() func() {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gqlauth_graphql_untrusted_operations_total",
+		Help: "GraphQL operations run although their document is not in the trusted-documents manifest (TRUSTED_DOCUMENTS=allow).",
+	})
+	if err := m.reg.Register(c); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			c = are.ExistingCollector.(prometheus.Counter)
+		}
+	}
+	return c.Inc
 }

@@ -241,6 +241,12 @@ const (
 	// reauthenticate is older than the server allows (REAUTH_MAX_AGE, `extensions.maxAge` seconds). Call
 	// reauthenticate (password, plus a TOTP code when TOTP is on, or a passkey) and retry with its token.
 	ErrorCodeReauthenticationRequired ErrorCode = "REAUTHENTICATION_REQUIRED"
+	// The request named its document by hash (`extensions.persistedQuery.sha256Hash` or `documentId`) and the
+	// server knows no document by that hash. APQ clients send the hash again with the query.
+	ErrorCodePersistedQueryNotFound ErrorCode = "PERSISTED_QUERY_NOT_FOUND"
+	// The server runs only its trusted documents (TRUSTED_DOCUMENTS=require) and this operation is not one of
+	// them: nothing was parsed or run. Send the hash of a document in the server's manifest.
+	ErrorCodeOperationNotTrusted ErrorCode = "OPERATION_NOT_TRUSTED"
 )
 
 var AllErrorCode = []ErrorCode{
@@ -265,11 +271,13 @@ var AllErrorCode = []ErrorCode{
 	ErrorCodeInvalidMfaCode,
 	ErrorCodeInvalidPasskey,
 	ErrorCodeReauthenticationRequired,
+	ErrorCodePersistedQueryNotFound,
+	ErrorCodeOperationNotTrusted,
 }
 
 func (e ErrorCode) IsValid() bool {
 	switch e {
-	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed, ErrorCodeInvalidEmailToken, ErrorCodeEmailNotVerified, ErrorCodeMfaRequired, ErrorCodeInvalidMfaCode, ErrorCodeInvalidPasskey, ErrorCodeReauthenticationRequired:
+	case ErrorCodeUnauthenticated, ErrorCodeForbidden, ErrorCodeInvalidCredentials, ErrorCodeInvalidRefreshToken, ErrorCodeBadUserInput, ErrorCodeEmailTaken, ErrorCodeInternalServerError, ErrorCodeServiceUnavailable, ErrorCodeBadRequest, ErrorCodeRateLimited, ErrorCodePayloadTooLarge, ErrorCodeDepthLimitExceeded, ErrorCodeComplexityLimitExceeded, ErrorCodeGraphqlParseFailed, ErrorCodeGraphqlValidationFailed, ErrorCodeInvalidEmailToken, ErrorCodeEmailNotVerified, ErrorCodeMfaRequired, ErrorCodeInvalidMfaCode, ErrorCodeInvalidPasskey, ErrorCodeReauthenticationRequired, ErrorCodePersistedQueryNotFound, ErrorCodeOperationNotTrusted:
 		return true
 	}
 	return false

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,7 +56,42 @@ const SERVER_ENV = {
   // The mailed links open the SPA, which calls resetPassword / verifyEmail with the token.
   PASSWORD_RESET_URL: `${APP_ORIGIN}/reset-password?token={token}`,
   EMAIL_VERIFICATION_URL: `${APP_ORIGIN}/verify-email?token={token}`,
+  // Trusted documents: the server runs only the SPA's operations (src/gql/persisted-documents.json) and
+  // the few that the tests send from Node (NODE_DOCUMENTS); startStack writes the two into one manifest.
+  TRUSTED_DOCUMENTS: 'require',
 };
+
+/**
+ * The operations the tests send from Node (gql), the server's other trusted client (think: a phone
+ * app with a manifest of its own). gql refuses any other text, as the server would.
+ */
+const NODE_DOCUMENTS = [
+  'mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }',
+  'mutation($i: LoginInput!) { login(input: $i) { accessToken } }',
+  'mutation { refreshToken { accessToken } }',
+  '{ me { email } }',
+];
+
+/** The code with which the server refuses an operation that is not in its manifest. */
+export const NOT_TRUSTED = 'OPERATION_NOT_TRUSTED';
+
+const documentIdOf = (text) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+
+/** The SPA's manifest, as codegen wrote it: documentId ("sha256:<hex>") → document. */
+const SPA_MANIFEST = JSON.parse(await readFile(path.join(appDir, 'src', 'gql', 'persisted-documents.json'), 'utf8'));
+
+/** Every trusted document (the SPA's and NODE_DOCUMENTS) by documentId. */
+const MANIFEST = { ...SPA_MANIFEST, ...Object.fromEntries(NODE_DOCUMENTS.map((d) => [documentIdOf(d), d])) };
+
+/**
+ * The text of the document a GraphQL request body (or graphql-ws subscribe payload) stands for: its
+ * query, or the trusted document its documentId or extensions.persistedQuery names ('' if none).
+ */
+export function documentOf(body) {
+  if (body?.query) return body.query;
+  const apq = body?.extensions?.persistedQuery?.sha256Hash;
+  return MANIFEST[body?.documentId] ?? (apq ? MANIFEST[`sha256:${apq}`] : undefined) ?? '';
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const execFileP = promisify(execFile);
@@ -109,12 +145,26 @@ async function portAnswers(url) {
   }
 }
 
-/** A GraphQL request from Node, straight to the server (not a browser: no Origin, no cookie jar). */
-export async function gql(query, { variables, token, cookie } = {}) {
+/**
+ * A GraphQL request from Node, straight to the server (not a browser: no Origin, no cookie jar). The
+ * query must be one of NODE_DOCUMENTS: it is sent by its documentId, as a trusted client does.
+ */
+export async function gql(query, options = {}) {
+  const id = documentIdOf(query);
+  if (!MANIFEST[id]) throw new Error(`gql: not a trusted document; add it to NODE_DOCUMENTS in harness.mjs: ${query}`);
+  return post({ documentId: id, variables: options.variables }, options);
+}
+
+/** An ad-hoc operation from Node: its text, which the server (TRUSTED_DOCUMENTS=require) must refuse. */
+export async function untrustedGql(query, options = {}) {
+  return post({ query, variables: options.variables }, options);
+}
+
+async function post(payload, { token, cookie } = {}) {
   const headers = { 'Content-Type': 'application/json', 'User-Agent': 'gqlauth-e2e-node' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (cookie) headers.Cookie = cookie;
-  const res = await fetch(API_FOR_NODE, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+  const res = await fetch(API_FOR_NODE, { method: 'POST', headers, body: JSON.stringify(payload) });
   const body = await res.json();
   const setCookie = res.headers.getSetCookie().find((c) => c.startsWith('refresh_token='));
   return { status: res.status, body, cookie: setCookie?.split(';')[0] };
@@ -198,6 +248,8 @@ export async function startStack({ shotPrefixes }) {
   // 1. The server, with a fresh data directory and only the settings below (no inherited
   //    DATABASE_URL, REDIS_URL or keys).
   const serverBin = path.join(tmp, 'server');
+  const manifest = path.join(tmp, 'trusted-documents.json');
+  await writeFile(manifest, JSON.stringify(MANIFEST, null, 2));
   const dist = path.join(tmp, 'dist');
   const built = Promise.all([
     execFileP('go', ['build', '-o', serverBin, './cmd/server'], { cwd: repoRoot, timeout: 120_000 }).catch((err) => {
@@ -216,7 +268,13 @@ export async function startStack({ shotPrefixes }) {
 
   server = startProcess('server', serverBin, [], {
     cwd: tmp,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmp, DATA_DIR: path.join(tmp, 'data'), ...SERVER_ENV },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? tmp,
+      DATA_DIR: path.join(tmp, 'data'),
+      TRUSTED_DOCUMENTS_FILE: manifest,
+      ...SERVER_ENV,
+    },
   });
   preview = startProcess(
     'vite preview',
@@ -262,7 +320,8 @@ export function watch(context, page, prefix) {
   page.on('console', (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => consoleLog.push(`[pageerror] ${e.message}`));
 
-  // Every GraphQL POST the page makes: the operation and, once answered, the error codes.
+  // Every GraphQL POST the page makes: the operation (the trusted document its hash names), whether it
+  // carried the text itself (sentText: it should not), and, once answered, the error codes.
   const calls = [];
   page.on('request', (req) => {
     if (req.method() !== 'POST' || req.url() !== API_FOR_BROWSER) return;
@@ -272,7 +331,7 @@ export function watch(context, page, prefix) {
     } catch {
       // counted below as an unknown operation
     }
-    const call = { query: body.query ?? '', codes: null, done: null };
+    const call = { query: documentOf(body), sentText: Boolean(body.query), codes: null, done: null };
     call.done = req
       .response()
       .then((res) => res?.json())

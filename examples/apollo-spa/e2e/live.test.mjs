@@ -14,7 +14,17 @@
 //   npm run e2e          (needs Go, /usr/bin/chromium: apt-get install -y chromium, and Mailpit)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACCESS_TOKEN_TTL_S, APP_ORIGIN, SERVER_EXP_LEEWAY_S, gql, startStack, stopStack, uniqueEmail, watch } from './harness.mjs';
+import {
+  ACCESS_TOKEN_TTL_S,
+  APP_ORIGIN,
+  SERVER_EXP_LEEWAY_S,
+  documentOf,
+  gql,
+  startStack,
+  stopStack,
+  uniqueEmail,
+  watch,
+} from './harness.mjs';
 
 let browser;
 
@@ -95,7 +105,10 @@ test('Live: session events over graphql-ws; the socket outlives its token; log o
       const [init] = initTokens(b);
       assert.match(init ?? '', /^Bearer \S+$/, `connection_init payload: ${JSON.stringify(b.sockets[0]?.sent[0])}`);
       const subscribe = b.sockets.flatMap((s) => s.sent).find((m) => m.type === 'subscribe');
-      assert.match(subscribe?.payload?.query ?? '', /sessionEvents/, 'no sessionEvents subscription on the socket');
+      assert.match(documentOf(subscribe?.payload), /sessionEvents/, 'no sessionEvents subscription on the socket');
+      // Trusted documents: the subscription goes as its hash, without its text.
+      assert.equal(subscribe.payload.query, '', `the subscribe payload carries the query text: ${JSON.stringify(subscribe.payload)}`);
+      assert.match(subscribe.payload.extensions?.persistedQuery?.sha256Hash ?? '', /^[0-9a-f]{64}$/);
       // Only the subscription goes over the socket: queries and mutations stay on HTTP.
       assert.ok(b.calls.some((c) => c.query.includes('sessions')), 'the sessions query did not go over HTTP');
     });

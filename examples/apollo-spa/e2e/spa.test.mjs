@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import {
   ACCESS_TOKEN_TTL_S,
   APP_ORIGIN,
+  NOT_TRUSTED,
   SERVER_EXP_LEEWAY_S,
   gql,
   mailTo,
@@ -17,6 +18,7 @@ import {
   startStack,
   stopStack,
   uniqueEmail,
+  untrustedGql,
   waitForLink,
   watch,
 } from './harness.mjs';
@@ -132,6 +134,25 @@ test('SPA: cookie session, single-flight refresh, revoke, logout', { timeout: 90
       );
       const again = await gql('mutation { refreshToken { accessToken } }', { cookie: other.cookie });
       assert.equal(again.body.errors?.[0]?.extensions?.code, 'INVALID_REFRESH_TOKEN', JSON.stringify(again.body));
+    });
+
+    // The server runs in TRUSTED_DOCUMENTS=require: the page sent every operation as a hash, and an
+    // operation that is not in the manifest is refused before it runs, even a valid one.
+    await step('trusted-documents-only', async () => {
+      await settle();
+      assert.ok(calls.length > 0);
+      const unknown = calls.filter((c) => c.query === '');
+      assert.equal(unknown.length, 0, 'a page request named no trusted document');
+      const withText = calls.filter((c) => c.sentText).map((c) => c.query.slice(0, 60));
+      assert.deepEqual(withText, [], 'the page sent operation text instead of its hash');
+      const adHoc = await untrustedGql('{ me { id email role } }');
+      assert.equal(adHoc.body.errors?.[0]?.extensions?.code, NOT_TRUSTED, JSON.stringify(adHoc.body));
+      assert.equal(adHoc.body.data ?? null, null);
+      const login = await untrustedGql('mutation($i: LoginInput!) { login(input: $i) { accessToken user { id } } }', {
+        variables: { i: { email, password } },
+      });
+      assert.equal(login.body.errors?.[0]?.extensions?.code, NOT_TRUSTED, JSON.stringify(login.body));
+      assert.equal(login.cookie, undefined, 'the refused login set a cookie');
     });
 
     await step('logged-out', async () => {

@@ -1,10 +1,11 @@
-import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
-import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
-import { OperationTypeNode } from 'graphql';
-import { createClient } from 'graphql-ws';
-import { from, mergeMap, of } from 'rxjs';
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache } from '@apollo/client';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
+import { OperationTypeNode, print } from 'graphql';
+import { createClient, type Client } from 'graphql-ws';
+import { from, mergeMap, Observable, of } from 'rxjs';
 import { endSession, getAccessToken, refreshAccessToken } from './auth';
 import { GRAPHQL_URL, GRAPHQL_WS_URL } from './config';
+import { sha256Hash } from './persisted';
 
 declare module '@apollo/client' {
   interface DefaultContext {
@@ -119,18 +120,59 @@ export const wsClient = createClient({
   },
 });
 
+// ---- Trusted documents -----------------------------------------------------------------------------
+// The server runs only the operations of src/gql/persisted-documents.json (TRUSTED_DOCUMENTS=require):
+// every operation goes as its hash, extensions.persistedQuery.sha256Hash, without its text. The hash is
+// codegen's (persisted.ts), not computed here. If a server answers PERSISTED_QUERY_NOT_FOUND (one without
+// the manifest, using APQ instead), the link sends the operation again with its text.
+const persistedLink = new PersistedQueryLink({ generateHash: (document) => sha256Hash(document) });
+
+/**
+ * GraphQLWsLink, but a subscription goes as its hash: the subscribe payload carries
+ * extensions.persistedQuery and an empty query (graphql-ws requires a string), unless the persisted
+ * link asks for the text (http.includeQuery, its retry after PERSISTED_QUERY_NOT_FOUND).
+ */
+class PersistedWsLink extends ApolloLink {
+  constructor(private readonly ws: Client) {
+    super();
+  }
+
+  override request(operation: ApolloLink.Operation): Observable<ApolloLink.Result> {
+    return new Observable((observer) => {
+      const { query, variables, operationName, extensions } = operation;
+      const hashOnly = Boolean(extensions.persistedQuery) && operation.getContext().http?.includeQuery === false;
+      return this.ws.subscribe(
+        { variables, operationName, extensions, query: hashOnly ? '' : print(query) },
+        {
+          next: (value) => observer.next(value as ApolloLink.Result),
+          complete: () => observer.complete(),
+          error: (err: unknown) => {
+            if (err instanceof Error) return observer.error(err);
+            if (isCloseEvent(err)) return observer.error(new Error(`Socket closed with event ${err.code} ${err.reason}`));
+            if (Array.isArray(err)) return observer.error(new CombinedGraphQLErrors({ errors: err }));
+            return observer.error(new Error(String(err)));
+          },
+        },
+      );
+    });
+  }
+}
+
 // Subscriptions go over the socket; queries and mutations over HTTP, through the refresh and auth links.
 export const client = new ApolloClient({
-  link: ApolloLink.split(
-    (operation) => operation.operationType === OperationTypeNode.SUBSCRIPTION,
-    new GraphQLWsLink(wsClient),
-    ApolloLink.from([
-      refreshLink,
-      authLink,
-      // credentials: 'include' sends the refresh-token cookie (logout needs it) and accepts Set-Cookie.
-      new HttpLink({ uri: GRAPHQL_URL, credentials: 'include' }),
-    ]),
-  ),
+  link: ApolloLink.from([
+    persistedLink,
+    ApolloLink.split(
+      (operation) => operation.operationType === OperationTypeNode.SUBSCRIPTION,
+      new PersistedWsLink(wsClient),
+      ApolloLink.from([
+        refreshLink,
+        authLink,
+        // credentials: 'include' sends the refresh-token cookie (logout needs it) and accepts Set-Cookie.
+        new HttpLink({ uri: GRAPHQL_URL, credentials: 'include' }),
+      ]),
+    ),
+  ]),
   cache: new InMemoryCache(),
   // Always ask the server: a cached `me` or `sessions` would hide a revoked or expired session.
   defaultOptions: {

@@ -1,7 +1,7 @@
-import { print } from 'graphql';
 import { GRAPHQL_URL } from './config';
 import type { RefreshTokenMutation } from './gql/graphql';
 import { refreshTokenMutation } from './operations';
+import { documentId } from './persisted';
 
 // The access token lives ONLY in this module variable: never in localStorage, sessionStorage or a
 // cookie written by script, where any injected script could read it (and keep it). It is lost on
@@ -93,7 +93,8 @@ async function requestRefresh(): Promise<boolean> {
       method: 'POST',
       credentials: 'include', // send the HttpOnly refresh-token cookie, accept the rotated one
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ operationName: 'RefreshToken', query: print(refreshTokenMutation) }),
+      // The trusted document's id, not its text (persisted.ts).
+      body: JSON.stringify({ operationName: 'RefreshToken', documentId: documentId(refreshTokenMutation) }),
     });
     body = (await res.json()) as RefreshResponse;
   } catch (err) {
