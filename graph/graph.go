@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"go.opentelemetry.io/otel/trace"
 
 	"gqlauth/auth"
 )
@@ -30,6 +31,9 @@ type Options struct {
 	// OnOperation, if set, is called once per GraphQL response with the operation's name
 	// ("anonymous" without one) and outcome: "ok" or the first error's extensions.code. It must be fast.
 	OnOperation func(name, outcome string)
+	// TracerProvider, if set, traces each operation and its root fields' resolvers (see tracer in
+	// trace.go); nil (tracing off) installs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // RefreshCookies is the port through which resolvers reach the refresh-token cookie of the request
@@ -83,6 +87,9 @@ func New(svc *auth.Service, opts Options) *handler.Server {
 	}})
 	if opts.OnOperation != nil {
 		srv.Use(operationObserver{report: opts.OnOperation})
+	}
+	if opts.TracerProvider != nil {
+		srv.Use(newTracer(opts.TracerProvider))
 	}
 	srv.SetErrorPresenter(presentError(opts.Logger))
 	srv.SetRecoverFunc(recoverPanic(opts.Logger))
