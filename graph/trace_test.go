@@ -184,6 +184,7 @@ func TestTraceLoginAndRefresh(t *testing.T) {
 		r := tr.Post(tracedLoginQ, map[string]any{"i": map[string]any{"email": email, "password": pw}})
 		login := tr.MustPair(r, "login")
 		spans := tr.trace(t, "mutation Login")
+		t.Logf("login trace:\n%s", dump(spans))
 		server, resolver := checkGraphQLTree(t, spans, "mutation Login", "mutation", "Login", "Mutation.login")
 		if server.Parent.IsValid() {
 			t.Errorf("the server span has a parent without a traceparent: %v", server.Parent)
