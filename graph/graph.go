@@ -51,7 +51,8 @@ type RefreshCookies interface {
 
 // New returns the gqlgen server of the schema: resolvers over svc, the @auth and @public
 // directives, the error presenter and panic recovery, the operation limits with their query cache,
-// and (when Options.OnOperation is set) the operation observer. It has no transports: the HTTP layer
+// (when Options.OnOperation is set) the operation observer, and (when Options.TracerProvider is set)
+// the tracer of operations and root resolvers. It has no transports: the HTTP layer
 // adds them, so that the errors a transport finds itself also reach the presenter.
 func New(svc *auth.Service, opts Options) *handler.Server {
 	if opts.Logger == nil {

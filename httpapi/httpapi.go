@@ -2,7 +2,7 @@
 // CORS preflight, /healthz, /readyz, /metrics, the JWKS, and the IDE and SDL in development), the
 // middleware order, CORS and CSRF, the refresh-token cookie, the client's IP address behind trusted
 // proxies, the Authorization header, body limits and batch refusal, the request timeout, gqlgen's
-// HTTP transports, and the http.Server's timeouts. The GraphQL schema, resolvers and error table are
+// HTTP transports, the http.Server's timeouts, and (tracing on) the HTTP server span. The GraphQL schema, resolvers and error table are
 // package graph's; this package puts them on the wire.
 package httpapi
 
