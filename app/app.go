@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"gqlauth/auth"
 	"gqlauth/config"
@@ -51,6 +53,10 @@ type Options struct {
 	// OnSockets, if set, is told the number of open WebSockets whenever it changes (cmd/server grows
 	// the process's memory limit with it).
 	OnSockets func(open int)
+	// TracerProvider, if set, turns tracing on with this provider instead of the OTLP exporter that
+	// OTEL_EXPORTER_OTLP_ENDPOINT would configure (tests use an in-memory one). It stays the caller's:
+	// Close does not shut it down.
+	TracerProvider trace.TracerProvider
 }
 
 // App is a wired service. New builds it and starts nothing; Run (or Serve) starts the background work
@@ -66,6 +72,9 @@ type App struct {
 	Metrics *observe.Metrics // served at GET /metrics
 	// Sockets are the open graphql-ws sockets; Serve closes them (1001) when its context ends.
 	Sockets *httpapi.Sockets
+	// TracerProvider is the provider every traced part uses: Options.TracerProvider, or the OTLP one
+	// when OTEL_EXPORTER_OTLP_ENDPOINT is set; nil when tracing is off (then nothing is instrumented).
+	TracerProvider trace.TracerProvider
 
 	cfg          *config.Config
 	log          *slog.Logger
@@ -73,6 +82,9 @@ type App struct {
 	closeLimiter func()
 	served       atomic.Bool // Serve has been called: an App serves once
 	draining     atomic.Bool // shutdown has begun: /readyz answers 503
+	// tracing is the OTLP tracer provider (nil unless config turned tracing on and Options gave no
+	// provider): Serve attaches its exporter, Close flushes it.
+	tracing *observe.Tracing
 	// sender delivers the mail outbox; Serve runs it. The auth service wakes it after a commit that
 	// queued mail (auth.Options.KickMail), so mail goes out at once instead of at the next poll.
 	sender *mail.Sender
@@ -123,9 +135,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
+	if err := a.newTracing(opts); err != nil {
+		return nil, err
+	}
 	a.Metrics = observe.NewMetrics(prometheus.NewRegistry())
 	a.Metrics.KnowOperations(append(graph.OperationNames(), cfg.MetricsOperationNames...)...)
-	limiter, broadcaster, redisClient, closeLimiter, err := newRedisParts(cfg, opts, a.Metrics)
+	limiter, broadcaster, redisClient, closeLimiter, err := newRedisParts(cfg, opts, a.Metrics, a.TracerProvider)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +186,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		MFARate:      cfg.MFARateLimit,
 		ReauthMaxAge: cfg.ReauthMaxAge,
 		WebAuthn:     auth.WebAuthnOptions{RPID: cfg.WebAuthnRPID, RPDisplayName: cfg.WebAuthnRPName, RPOrigins: cfg.WebAuthnRPOrigins},
+
+		TracerProvider: a.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
@@ -215,11 +232,30 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Metrics:        a.Metrics,
 		Sockets:        a.Sockets,
 		Persisted:      persisted,
+		TracerProvider: a.TracerProvider,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
 	return a, nil
+}
+
+// newTracing picks the tracer provider (Options.TracerProvider, else the OTLP one when config turned
+// tracing on, else none) and instruments the database with it. With tracing off it does nothing:
+// no provider, no GORM callbacks, and (below) no Redis hook, HTTP middleware or gqlgen extension.
+func (a *App) newTracing(opts Options) error {
+	a.TracerProvider = opts.TracerProvider
+	if a.TracerProvider == nil && a.cfg.Tracing {
+		t, err := observe.NewTracing(observe.TracingOptions{ServiceName: a.cfg.OTelService, Protocol: a.cfg.OTelProtocol, Logger: opts.Logger})
+		if err != nil {
+			return err
+		}
+		a.tracing, a.TracerProvider = t, t.Provider
+	}
+	if a.TracerProvider == nil {
+		return nil
+	}
+	return a.Store.Trace(a.TracerProvider)
 }
 
 // kickMail wakes the mail sender without ever blocking (auth.Options.KickMail).
@@ -291,6 +327,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	background.Go(func() { runJanitor(bg, a.Store, a.cfg.JanitorInterval, a.cfg.JanitorRetention, a.log) })
 	background.Go(func() { _ = a.sender.Run(bg) }) // it returns only when bg ends
+	if a.tracing != nil {
+		if err := a.tracing.Start(bg); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 
 	srv := httpapi.NewServer(a.cfg.Addr, a.Handler)
 	served := make(chan error, 1)
@@ -335,10 +377,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close releases what New opened: the Redis client and, unless it was given in Options.Store, the
-// database. Call it after Run or Serve has returned (or instead of them).
+// Close releases what New opened: the Redis client, the OTLP exporter (exporting the spans still
+// queued, for up to 5 seconds) and, unless it was given in Options.Store, the database. Call it
+// after Run or Serve has returned (or instead of them).
 func (a *App) Close() error {
 	a.closeLimiter()
+	if a.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.tracing.Shutdown(ctx); err != nil {
+			a.log.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if a.ownsStore && a.Store != nil {
 		return a.Store.Close()
 	}
@@ -358,7 +408,7 @@ func portOf(addr string) string {
 // limiter backed by memory (when Redis fails, counting goes on in memory instead of failing logins)
 // and the Redis revocation fan-out (when Redis fails, database polling still spreads revocations),
 // with the Redis client (nil without REDIS_URL) for the APQ cache.
-func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (ratelimit.Limiter, auth.Broadcaster, *redis.Client, func(), error) {
+func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics, tp trace.TracerProvider) (ratelimit.Limiter, auth.Broadcaster, *redis.Client, func(), error) {
 	mem := ratelimit.NewMemory(opts.Now)
 	metrics.LimiterOverflows(mem.Overflows)
 	if cfg.RedisURL == "" {
@@ -374,6 +424,15 @@ func newRedisParts(cfg *config.Config, opts Options, metrics *observe.Metrics) (
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		opts.Logger.Warn("Redis unreachable at start; rate limits are counted in memory until it answers", "err", err)
+	}
+	if tp != nil {
+		// A span per command, named by the command; never its arguments (rate-limit keys name
+		// e-mail addresses and client IPs) nor the calling code's location.
+		if err := redisotel.InstrumentTracing(client, redisotel.WithTracerProvider(tp),
+			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+			_ = client.Close()
+			return nil, nil, nil, nil, fmt.Errorf("REDIS_URL: tracing: %w", err)
+		}
 	}
 	limiter := ratelimit.NewFallback(ratelimit.NewRedis(client, "gqlauth:rl:"), mem, opts.Logger)
 	limiter.OnChange = metrics.Dependency("redis", "ratelimit")

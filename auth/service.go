@@ -19,6 +19,8 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/text/unicode/norm"
 
 	"gqlauth/models"
@@ -98,6 +100,10 @@ type Options struct {
 	// ReauthMaxAge is how old an authentication may be for the fields that need a fresh one
 	// (@auth(fresh: true)); 0 means 10 minutes.
 	ReauthMaxAge time.Duration
+	// TracerProvider, if set, traces the password hashing: the wait for a hashing slot and the
+	// argon2id computation, as two spans. nil (tracing off) costs nothing.
+	TracerProvider trace.TracerProvider
+
 	// WebAuthn is the relying party of passkeys: its id (a domain, such as "localhost" or
 	// "example.com"), display name and the origins allowed to use it. Without RPID, the passkey
 	// operations fail with an internal error.
@@ -120,6 +126,7 @@ type Service struct {
 	log       *slog.Logger
 	revs      *revocations
 	hashSlots chan struct{}
+	tracer    trace.Tracer // nil when tracing is off
 
 	broadcastsReceived atomic.Int64
 	users              userCache
@@ -182,6 +189,7 @@ func NewService(store Store, tokens *token.Issuer, opts Options) (*Service, erro
 		users:     newUserCache(),
 		live:      live,
 		webauthn:  wa,
+		tracer:    tracer(opts.TracerProvider),
 	}, nil
 }
 
@@ -733,6 +741,7 @@ func (s *Service) hash(ctx context.Context, pw string) (string, error) {
 		return "", err
 	}
 	defer func() { <-s.hashSlots }()
+	defer s.traceHash(ctx, "password.hash")()
 	return password.Hash(pw, s.opts.Password)
 }
 
@@ -741,16 +750,47 @@ func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, rehash bo
 		return false, false, err
 	}
 	defer func() { <-s.hashSlots }()
+	defer s.traceHash(ctx, "password.verify")()
 	return password.Verify(pw, encoded, s.opts.Password)
 }
 
 func (s *Service) acquireHashSlot(ctx context.Context) error {
+	if s.tracer != nil {
+		// The wait is a span of its own: under a login flood it, not the hash, is where time goes.
+		var span trace.Span
+		_, span = s.tracer.Start(ctx, "password.slot_wait", trace.WithAttributes(
+			attribute.Int("gqlauth.hash.slots", cap(s.hashSlots)),
+			attribute.Int("gqlauth.hash.slots_busy", len(s.hashSlots)),
+		))
+		defer span.End()
+	}
 	select {
 	case s.hashSlots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// traceHash starts a span for one argon2id computation (nothing when tracing is off) and returns
+// its end. The span carries the cost parameters only: never the password or the hash.
+func (s *Service) traceHash(ctx context.Context, name string) (end func()) {
+	if s.tracer == nil {
+		return func() {}
+	}
+	_, span := s.tracer.Start(ctx, name, trace.WithAttributes(
+		attribute.Int("gqlauth.argon2.memory_kib", int(s.opts.Password.Memory)),
+		attribute.Int("gqlauth.argon2.time", int(s.opts.Password.Time)),
+	))
+	return func() { span.End() }
+}
+
+// tracer is the auth package's tracer from tp, or nil when tracing is off.
+func tracer(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer("gqlauth/auth")
 }
 
 // checkPassword verifies pw against encoded: in its NFC form first (see NormalizePassword), then, for

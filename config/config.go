@@ -121,6 +121,16 @@ type Config struct {
 	APQMaxDocumentBytes  int           // APQ_MAX_DOCUMENT_BYTES: the largest document APQ registers
 	APQRedisTTL          time.Duration // APQ_REDIS_TTL: how long a registered document stays in Redis (with REDIS_URL)
 
+	// Tracing (OpenTelemetry). Only whether tracing is on, the protocol and the service name are
+	// read here; the OTLP exporter and the SDK read their own standard OTEL_* variables (endpoint,
+	// headers, timeout, TLS, sampler, resource attributes, batch sizes): see the README's Tracing.
+	Tracing        bool   // on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+	OTelEndpoint   string // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT (validated only; the exporter reads it itself)
+	OTelProtocol   string // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf (default) or grpc
+	OTelService    string // OTEL_SERVICE_NAME: the resource's service.name
+	otelExporter   string // OTEL_TRACES_EXPORTER: otlp (default) or none
+	otelSDKDisable bool   // OTEL_SDK_DISABLED
+
 	// GoMemLimit is GOMEMLIMIT, which the Go runtime applies itself; when it is set the server sets
 	// no memory limit of its own. Read here so that config stays the only code that reads the environment.
 	GoMemLimit string
@@ -311,6 +321,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		c.JWTSecret = []byte(v)
 	}
 	c.DatabaseURL = get("DATABASE_URL", filepath.Join(c.DataDir, "gqlauth.db"))
+	c.loadTracing(get, boolean)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -430,6 +441,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateWebSocket(bad)
+	c.validateTracing(bad)
 	if c.CookieSameSite != "strict" && c.CookieSameSite != "lax" {
 		bad("COOKIE_SAMESITE=%q: must be strict or lax", c.CookieSameSite)
 	}
@@ -592,5 +604,38 @@ func (c *Config) validateTrusted(bad func(format string, args ...any)) {
 	}
 	if c.APQRedisTTL < time.Minute || c.APQRedisTTL > 30*24*time.Hour {
 		bad("APQ_REDIS_TTL must be between 1m and 720h (got %s)", c.APQRedisTTL)
+	}
+}
+
+// loadTracing reads the OpenTelemetry switches. Tracing is on only when an OTLP endpoint is named
+// (the signal-specific variable wins over the general one, as in the OpenTelemetry specification),
+// and OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none turn it off again: with nothing set the server
+// builds no tracer, exporter or middleware at all.
+func (c *Config) loadTracing(get func(key, def string) string, boolean func(key string, def bool) bool) {
+	c.OTelEndpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+	c.OTelProtocol = strings.ToLower(get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")))
+	c.OTelService = get("OTEL_SERVICE_NAME", DefaultIssuer)
+	c.otelExporter = strings.ToLower(get("OTEL_TRACES_EXPORTER", "otlp"))
+	c.otelSDKDisable = boolean("OTEL_SDK_DISABLED", false)
+	c.Tracing = c.OTelEndpoint != "" && !c.otelSDKDisable && c.otelExporter != "none"
+}
+
+// validateTracing checks the OpenTelemetry settings when tracing is on. The endpoint is never
+// quoted in a message: OTLP endpoints of hosted backends may carry credentials in their URL.
+func (c *Config) validateTracing(bad func(format string, args ...any)) {
+	if c.otelExporter != "" && c.otelExporter != "otlp" && c.otelExporter != "none" {
+		bad("OTEL_TRACES_EXPORTER=%q: only otlp (the default) and none are supported", c.otelExporter)
+	}
+	if !c.Tracing {
+		return
+	}
+	if c.OTelProtocol != "http/protobuf" && c.OTelProtocol != "grpc" {
+		bad("OTEL_EXPORTER_OTLP_PROTOCOL=%q: use http/protobuf (the default) or grpc", c.OTelProtocol)
+	}
+	if u, err := url.Parse(c.OTelEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) must be an http:// or https:// URL such as http://localhost:4318")
+	}
+	if c.OTelService == "" || len(c.OTelService) > 128 {
+		bad("OTEL_SERVICE_NAME must be 1 to 128 characters")
 	}
 }

@@ -436,3 +436,53 @@ func TestTrustedDocumentsSettings(t *testing.T) {
 		t.Fatalf("parsed: %+v", c)
 	}
 }
+
+// Tracing is on only when an OTLP endpoint is named, and the standard switches turn it off again.
+func TestTracingSettings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		vars     map[string]string
+		on       bool
+		protocol string
+		service  string
+	}{
+		{"nothing set", nil, false, "http/protobuf", "gqlauth"},
+		{"general endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, true, "http/protobuf", "gqlauth"},
+		{"traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://collector/v1/traces"}, true, "http/protobuf", "gqlauth"},
+		{"grpc and a name", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_SERVICE_NAME": "auth-eu"}, true, "grpc", "auth-eu"},
+		{"traces protocol wins", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, true, "grpc", "gqlauth"},
+		{"SDK disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"}, false, "http/protobuf", "gqlauth"},
+		{"exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "none"}, false, "http/protobuf", "gqlauth"},
+		// Off, a protocol the exporter cannot speak does not matter.
+		{"off ignores protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, false, "http/json", "gqlauth"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(tc.vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Tracing != tc.on || c.OTelProtocol != tc.protocol || c.OTelService != tc.service {
+				t.Fatalf("tracing %v protocol %q service %q, want %v %q %q", c.Tracing, c.OTelProtocol, c.OTelService, tc.on, tc.protocol, tc.service)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://user:secret@c/"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"},
+		{map[string]string{"OTEL_SDK_DISABLED": "maybe"}, "OTEL_SDK_DISABLED"},
+	} {
+		_, err := load(tc.vars)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it refused naming %s", tc.vars, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%v: the error quotes the endpoint: %v", tc.vars, err)
+		}
+	}
+}

@@ -1,12 +1,16 @@
 package graph_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"gqlauth/app"
 	"gqlauth/internal/apptest"
@@ -135,4 +139,28 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkMeTraced is BenchmarkMe's SQLite/HS256 case with tracing on: every request sampled and
+// its spans (HTTP, operation, resolver, SQL) batched to an exporter that drops them. Compare it with
+// BenchmarkMe/sqlite/HS256 in the same run for the cost of tracing on; with tracing off nothing of
+// this is installed (TestTracingOff).
+//
+//	go test -run='^$' -bench='Me(Traced)?$|Me/sqlite/HS256' -benchmem ./graph/
+func BenchmarkMeTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	all := map[string]string{"DATABASE_URL": testdb.SQLite(b), "DATA_DIR": b.TempDir(), "LOGIN_RATE_LIMIT": "off",
+		"LOGIN_IP_RATE_LIMIT": "off", "LOG_LEVEL": "error", "JWT_SECRET": strings.Repeat("s", 32)}
+	a, _ := apptest.Start(b, apptest.LoadConfig(b, all), app.Options{Password: &apptest.CheapPassword, Logger: apptest.DiscardLogger(), TracerProvider: tp})
+	out := serve(b, a.Handler, `{"query":"mutation { register(input: {email: \"bench@example.com\", password: \"bench password\"}) { accessToken } }"}`)
+	tok := out[strings.Index(out, `"accessToken":"`)+len(`"accessToken":"`):]
+	tok = tok[:strings.IndexByte(tok, '"')]
+	body := `{"query":"query Me { me { id email } }","operationName":"Me"}`
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, a.Handler, body, "Authorization", "Bearer "+tok)
+		}
+	})
 }

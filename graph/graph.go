@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"go.opentelemetry.io/otel/trace"
 
 	"gqlauth/auth"
 )
@@ -33,6 +34,9 @@ type Options struct {
 	// Persisted configures trusted documents and APQ; the zero value is mode off without a manifest
 	// or APQ.
 	Persisted Persisted
+	// TracerProvider, if set, traces each operation and its root fields' resolvers (see tracer in
+	// trace.go); nil (tracing off) installs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // RefreshCookies is the port through which resolvers reach the refresh-token cookie of the request
@@ -50,7 +54,8 @@ type RefreshCookies interface {
 
 // New returns the gqlgen server of the schema: resolvers over svc, the @auth and @public
 // directives, the error presenter and panic recovery, trusted documents and APQ, the operation
-// limits with their query cache, and (when Options.OnOperation is set) the operation observer. It has no transports: the HTTP layer
+// limits with their query cache, (when Options.OnOperation is set) the operation observer, and
+// (when Options.TracerProvider is set) the tracer of operations and root resolvers. It has no transports: the HTTP layer
 // adds them, so that the errors a transport finds itself also reach the presenter.
 func New(svc *auth.Service, opts Options) *handler.Server {
 	if opts.Logger == nil {
@@ -89,6 +94,9 @@ func New(svc *auth.Service, opts Options) *handler.Server {
 	}})
 	if opts.OnOperation != nil {
 		srv.Use(operationObserver{report: opts.OnOperation})
+	}
+	if opts.TracerProvider != nil {
+		srv.Use(newTracer(opts.TracerProvider))
 	}
 	srv.SetErrorPresenter(presentError(opts.Logger))
 	srv.SetRecoverFunc(recoverPanic(opts.Logger))

@@ -2,7 +2,7 @@
 // CORS preflight, /healthz, /readyz, /metrics, the JWKS, and the IDE and SDL in development), the
 // middleware order, CORS and CSRF, the refresh-token cookie, the client's IP address behind trusted
 // proxies, the Authorization header, body limits and batch refusal, the request timeout, gqlgen's
-// HTTP transports, and the http.Server's timeouts. The GraphQL schema, resolvers and error table are
+// HTTP transports, the http.Server's timeouts, and (tracing on) the HTTP server span. The GraphQL schema, resolvers and error table are
 // package graph's; this package puts them on the wire.
 package httpapi
 
@@ -12,9 +12,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"gqlauth/auth"
 	"gqlauth/graph"
@@ -68,6 +73,10 @@ type Options struct {
 	Sockets *Sockets
 	// Persisted configures trusted documents and APQ (see graph.Persisted).
 	Persisted graph.Persisted
+	// TracerProvider, if set, makes each request a server span (honouring an incoming W3C
+	// traceparent), and each GraphQL operation and root resolver a child of it (graph.Options);
+	// nil (tracing off) wraps nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // New returns the service's whole HTTP surface (see the package comment), wrapped in its middleware:
@@ -88,6 +97,8 @@ func New(svc *auth.Service, opts Options) (http.Handler, error) {
 		MaxComplexity: opts.MaxComplexity,
 		MaxTokens:     opts.MaxTokens,
 		Persisted:     opts.Persisted,
+
+		TracerProvider: opts.TracerProvider,
 	}
 	if opts.Cookie.Enabled {
 		gopts.Cookies = refreshCookies{opts.Cookie}
@@ -159,9 +170,10 @@ func newHandler(svc *auth.Service, gql *handler.Server, opts Options) (http.Hand
 }
 
 // middleware wraps h, outermost first: the request id, so that every log line of the request carries
-// it; the HTTP metrics and the access log, which read the route (r.Pattern) that the mux sets on the
-// same request; and the watch, which reports a request still running a second past its own deadline
-// while it runs.
+// it; the server span when tracing is on (see traced), so that the log lines below carry its trace
+// and span ids; the HTTP metrics and the access log, which read the route (r.Pattern) that the mux
+// sets on the same request; and the watch, which reports a request still running a second past its
+// own deadline while it runs.
 func middleware(h http.Handler, opts Options) http.Handler {
 	var onOverrun func(kind string)
 	if opts.Metrics != nil {
@@ -180,7 +192,41 @@ func middleware(h http.Handler, opts Options) http.Handler {
 	if opts.Metrics != nil {
 		h = opts.Metrics.HTTP(h)
 	}
+	if opts.TracerProvider != nil {
+		h = traced(h, opts.TracerProvider)
+	}
 	return observe.RequestID(h)
+}
+
+// traced makes each request a server span named by its route ("POST /graphql"), a child of the
+// caller's span when the request carries a W3C traceparent (baggage is honoured too). The span
+// records the method, route, status and sizes, never the query string or a header other than
+// User-Agent. Two kinds of request get no span: WebSocket upgrades, whose span would last as long as
+// the socket (each subscription's operation is a span of its own), and the probes (/healthz,
+// /readyz, /metrics), which would bury the traces worth reading. The middleware passes the writer's
+// http.Hijacker through, so upgrades work either way.
+func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
+	// otelhttp names the span by the route once served, but sets http.route only from a pattern
+	// known before: add it from the pattern the mux set (on this same request).
+	routed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if _, route, ok := strings.Cut(r.Pattern, " "); ok {
+			trace.SpanFromContext(r.Context()).SetAttributes(semconv.HTTPRoute(route))
+		}
+	})
+	return otelhttp.NewHandler(routed, "HTTP",
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(observe.Propagator()),
+		// Request metrics are Prometheus' (observe.Metrics): none from here.
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case PathHealth, PathReady, PathMetrics:
+				return false
+			}
+			return !isUpgrade(r)
+		}),
+	)
 }
 
 // graphqlEndpoint caps the body size and puts the request's credentials in the context (without

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NewLogger returns a logger writing to w in format "json" or "text" (anything else is text) at
 // level and above. Every record logged with a context (InfoContext, LogAttrs…) that carries a
-// request id gets a request_id attribute.
+// request id gets a request_id attribute, and one that carries a span (tracing on) trace_id and span_id.
 func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
@@ -25,7 +27,9 @@ func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 }
 
 // RequestIDHandler wraps h so that records logged with a context carrying a request id get a
-// request_id attribute. Wrapping a handler that already does this returns it unchanged.
+// request_id attribute, and records logged with a context carrying a valid span context (only when
+// tracing is on: nothing else puts one there) get trace_id and span_id, so that a request's log
+// lines lead to its trace. Wrapping a handler that already does this returns it unchanged.
 func RequestIDHandler(h slog.Handler) slog.Handler {
 	if _, ok := h.(requestIDHandler); ok {
 		return h
@@ -36,9 +40,16 @@ func RequestIDHandler(h slog.Handler) slog.Handler {
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if id := RequestIDFrom(ctx); id != "" {
+	id := RequestIDFrom(ctx)
+	sc := trace.SpanContextFromContext(ctx)
+	if id != "" || sc.IsValid() {
 		rec = rec.Clone()
+	}
+	if id != "" {
 		rec.AddAttrs(slog.String("request_id", id))
+	}
+	if sc.IsValid() {
+		rec.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, rec)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"gqlauth/auth"
 	"gqlauth/observe"
@@ -307,5 +308,47 @@ func waitFor(t *testing.T, logs *testlog.Buffer, want string) {
 			t.Fatalf("no %q in the log:\n%s", want, logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Records logged with a context holding a valid span get its trace and span ids; others do not.
+func TestLogCarriesTraceIDs(t *testing.T) {
+	var buf testlog.Buffer
+	log := observe.NewLogger(&buf, "json", slog.LevelInfo)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	log.InfoContext(ctx, "with")
+	log.InfoContext(context.Background(), "without")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var with, without map[string]any
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &with) != nil || json.Unmarshal([]byte(lines[1]), &without) != nil {
+		t.Fatalf("log: %s", buf.String())
+	}
+	if with["trace_id"] != tid.String() || with["span_id"] != sid.String() {
+		t.Errorf("with a span: %v", with)
+	}
+	if _, ok := without["trace_id"]; ok {
+		t.Errorf("without a span: %v", without)
+	}
+}
+
+// Both OTLP transports start without a collector (neither connects before exporting), and
+// Shutdown with nothing queued returns at once.
+func TestTracingStartsWithoutCollector(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	for _, protocol := range []string{"http/protobuf", "grpc"} {
+		tr, err := observe.NewTracing(observe.TracingOptions{ServiceName: "gqlauth-test", Protocol: protocol, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Start(context.Background()); err != nil {
+			t.Fatalf("%s: %v", protocol, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := tr.Shutdown(ctx); err != nil {
+			t.Errorf("%s: shutdown: %v", protocol, err)
+		}
+		cancel()
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"gqlauth/app"
 	"gqlauth/config"
 	"gqlauth/internal/wsclient"
@@ -62,6 +64,9 @@ type Options struct {
 	Logger   *slog.Logger      // nil means DiscardLogger()
 	// OnSockets is app.Options.OnSockets: told the number of open WebSockets when it changes.
 	OnSockets func(open int)
+	// TracerProvider is app.Options.TracerProvider: tracing on, into this provider (an in-memory
+	// exporter's, say).
+	TracerProvider trace.TracerProvider
 }
 
 // New starts a server on the database dsn, stopped when the test ends.
@@ -75,7 +80,7 @@ func New(t testing.TB, dsn string, o Options) *Env {
 		vars[k] = v
 	}
 	e := &Env{T: t, Config: LoadConfig(t, vars)}
-	opts := app.Options{Password: &CheapPassword, Logger: DiscardLogger(), OnSockets: o.OnSockets}
+	opts := app.Options{Password: &CheapPassword, Logger: DiscardLogger(), OnSockets: o.OnSockets, TracerProvider: o.TracerProvider}
 	if o.Password != nil {
 		opts.Password = o.Password
 	}
