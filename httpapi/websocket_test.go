@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -461,7 +462,7 @@ func TestWebSocketCloseHandshake(t *testing.T) {
 			_ = conn.SetReadDeadline(time.Now().Add(apptest.WSWait))
 			if b, err := r.ReadByte(); err == nil {
 				t.Fatalf("after the close handshake the server wrote more (first byte %#x), want the connection's end", b)
-			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("the server kept the connection open after the close handshake")
 			}
 		})
