@@ -224,6 +224,9 @@ async function openIDE(server, prefix) {
     await page.keyboard.press('Delete');
     await page.keyboard.insertText(text);
     await page.keyboard.press('Escape'); // close a suggestion box, if any
+    // GraphiQL takes the operation name from the editor after a debounce: run sooner, and it sends the
+    // new text with the previous operation's name ("operation Me not found", seen in CI).
+    await sleep(600);
   };
   const finish = async () => {
     const violations = await page.evaluate(() => window.__cspViolations);
