@@ -370,15 +370,24 @@ func (sk *socket) subscribe(start time.Time, m wsMessage) {
 		sk.closeWith(CloseDuplicateID, fmt.Sprintf("subscriber for %.64s already exists", m.ID), closedByProtocol)
 		return
 	}
-	params := &graphql.RawParams{}
+	// documentId (a persisted document's hash, as over HTTP) has no place in gqlgen's RawParams: it
+	// travels to graph's trusted-documents extension in the context.
+	var req struct {
+		graphql.RawParams
+		DocumentID *string `json:"documentId"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(m.Payload))
 	dec.UseNumber()
-	if err := dec.Decode(params); err != nil {
+	if err := dec.Decode(&req); err != nil {
 		sk.sendErrors(m.ID, gqlerror.List{{Message: "invalid subscribe payload: an operation (query, variables, operationName, extensions) is expected"}})
 		return
 	}
+	params := &req.RawParams
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	ctx := graphql.StartOperationTrace(context.WithValue(connCtx, socketKey{}, sk))
+	if req.DocumentID != nil {
+		ctx = graph.WithDocumentID(ctx, *req.DocumentID)
+	}
 	rc, errs := sk.exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := sk.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
